@@ -1,0 +1,41 @@
+/* The guest's CPUID: what KVM supports, filtered to a consistent set the
+ * VMM can honour (our LAPIC, not KVM's), then per-vCPU topology. */
+#ifndef KRG_VCPU_CPUID_H
+#define KRG_VCPU_CPUID_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+enum cpuid_reg { CPUID_EAX, CPUID_EBX, CPUID_ECX, CPUID_EDX };
+
+struct cpuid_bits {
+	uint32_t leaf, subleaf;
+	enum cpuid_reg reg;
+	uint32_t mask;
+};
+
+/* KVM_GET_SUPPORTED_CPUID; the caller frees the result. */
+struct kvm_cpuid2 *cpuid__supported(int kvm_fd, char *err, size_t errlen);
+struct kvm_cpuid2 *cpuid__clone(const struct kvm_cpuid2 *c);
+
+struct kvm_cpuid_entry2 *cpuid__find(struct kvm_cpuid2 *c, uint32_t leaf,
+				     uint32_t subleaf);
+void cpuid__clear(struct kvm_cpuid2 *c, const struct cpuid_bits *b);
+void cpuid__set(struct kvm_cpuid2 *c, const struct cpuid_bits *b);
+
+/* Policy that holds on every host: x2APIC and TSC-deadline on (our LAPIC
+ * emulates both), the hypervisor bit, KVM paravirt features that need an
+ * in-kernel LAPIC removed, and features whose dependencies were removed
+ * cleared too (e.g. no XSAVE => no AVX). */
+void cpuid__apply_policy(struct kvm_cpuid2 *c);
+
+/* APIC IDs and topology for vCPU index of nr_vcpus (one core per socket
+ * thread layout: nr_vcpus cores in one package). */
+void cpuid__for_vcpu(struct kvm_cpuid2 *c, unsigned index, unsigned nr_vcpus);
+
+/* Reads a CPUID bit out of the table (for logs and tests). */
+int cpuid__test(struct kvm_cpuid2 *c, const struct cpuid_bits *b);
+
+#endif

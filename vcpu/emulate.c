@@ -1,0 +1,627 @@
+/* The emulation-failure fallback: decode with Zydis, complete a short list
+ * of instructions, refuse the rest with a report (see emulate.h). */
+#include "vcpu/emulate.h"
+
+#include <cpuid.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <linux/kvm.h>
+#include <Zydis/Zydis.h>
+
+#define ARITH_FLAGS (EMU_RFLAGS_CF | EMU_RFLAGS_PF | EMU_RFLAGS_AF | \
+		     EMU_RFLAGS_ZF | EMU_RFLAGS_SF | EMU_RFLAGS_OF)
+
+struct decoded {
+	ZydisDecodedInstruction insn;
+	ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+};
+
+const char *emulate__mode_name(enum emu_cpu_mode mode)
+{
+	switch (mode) {
+	case EMU_MODE_REAL: return "real";
+	case EMU_MODE_VM86: return "virtual-8086";
+	case EMU_MODE_PROT16: return "16-bit protected";
+	case EMU_MODE_PROT32: return "32-bit protected";
+	case EMU_MODE_COMPAT16: return "16-bit compatibility";
+	case EMU_MODE_COMPAT32: return "32-bit compatibility";
+	case EMU_MODE_LONG64: return "64-bit";
+	}
+	return "unknown";
+}
+
+enum emu_cpu_mode emulate__cpu_mode(uint64_t cr0, uint64_t efer,
+				    uint64_t rflags, bool cs_l, bool cs_db)
+{
+	if (!(cr0 & 1))
+		return EMU_MODE_REAL;
+	if (rflags & EMU_RFLAGS_VM)
+		return EMU_MODE_VM86;
+	if (efer & (1ull << 10)) /* LMA */
+		return cs_l ? EMU_MODE_LONG64 :
+		       cs_db ? EMU_MODE_COMPAT32 : EMU_MODE_COMPAT16;
+	return cs_db ? EMU_MODE_PROT32 : EMU_MODE_PROT16;
+}
+
+static ZyanStatus decode(const uint8_t *bytes, size_t len,
+			 enum emu_cpu_mode mode, const struct emu_env *env,
+			 struct decoded *d)
+{
+	ZydisMachineMode mm = ZYDIS_MACHINE_MODE_REAL_16;
+	ZydisStackWidth sw = ZYDIS_STACK_WIDTH_16;
+	ZydisDecoder dec;
+
+	switch (mode) {
+	case EMU_MODE_LONG64:
+		mm = ZYDIS_MACHINE_MODE_LONG_64, sw = ZYDIS_STACK_WIDTH_64;
+		break;
+	case EMU_MODE_COMPAT32:
+		mm = ZYDIS_MACHINE_MODE_LONG_COMPAT_32, sw = ZYDIS_STACK_WIDTH_32;
+		break;
+	case EMU_MODE_COMPAT16:
+		mm = ZYDIS_MACHINE_MODE_LONG_COMPAT_16;
+		break;
+	case EMU_MODE_PROT32:
+		mm = ZYDIS_MACHINE_MODE_LEGACY_32, sw = ZYDIS_STACK_WIDTH_32;
+		break;
+	case EMU_MODE_PROT16:
+		mm = ZYDIS_MACHINE_MODE_LEGACY_16;
+		break;
+	case EMU_MODE_REAL:
+	case EMU_MODE_VM86:
+		break;
+	}
+	if (!bytes || !len)
+		return ZYDIS_STATUS_NO_MORE_DATA;
+	if (ZYAN_FAILED(ZydisDecoderInit(&dec, mm, sw)))
+		return ZYAN_STATUS_INVALID_ARGUMENT;
+	ZydisDecoderEnableMode(&dec, ZYDIS_DECODER_MODE_LZCNT,
+			       !(env && env->no_lzcnt));
+	ZydisDecoderEnableMode(&dec, ZYDIS_DECODER_MODE_TZCNT,
+			       !(env && env->no_tzcnt));
+	if (len > EMU_MAX_INSN_LEN)
+		len = EMU_MAX_INSN_LEN;
+	return ZydisDecoderDecodeFull(&dec, bytes, len, &d->insn, d->ops);
+}
+
+static void format_decoded(const struct decoded *d, uint64_t rip, char *buf,
+			   size_t size)
+{
+	ZydisFormatter f;
+
+	if (ZYAN_FAILED(ZydisFormatterInit(&f, ZYDIS_FORMATTER_STYLE_INTEL)) ||
+	    ZYAN_FAILED(ZydisFormatterFormatInstruction(&f, &d->insn, d->ops,
+			d->insn.operand_count_visible, buf, size, rip, NULL)))
+		snprintf(buf, size, "%s", ZydisMnemonicGetString(d->insn.mnemonic));
+}
+
+static void hex_bytes(const uint8_t *bytes, size_t len, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; bytes && i < len && i < EMU_MAX_INSN_LEN; i++) {
+		int n = snprintf(buf + used, size - used, "%s%02x", i ? " " : "",
+				 bytes[i]);
+
+		if (n < 0 || (size_t)n >= size - used)
+			break;
+		used += (size_t)n;
+	}
+}
+
+static const char *zydis_status_text(ZyanStatus status)
+{
+	if (status == ZYDIS_STATUS_NO_MORE_DATA)
+		return "truncated";
+	if (status == ZYDIS_STATUS_ILLEGAL_LOCK)
+		return "lock prefix not allowed (#UD)";
+	if (status == ZYDIS_STATUS_INSTRUCTION_TOO_LONG)
+		return "longer than 15 bytes (#GP)";
+	return "invalid encoding (#UD)";
+}
+
+void emulate__format(const uint8_t *bytes, size_t len, enum emu_cpu_mode mode,
+		     uint64_t rip, char *buf, size_t size)
+{
+	struct decoded d;
+	char hex[48];
+	ZyanStatus st;
+
+	if (!buf || !size)
+		return;
+	st = decode(bytes, len, mode, NULL, &d);
+	if (ZYAN_SUCCESS(st)) {
+		format_decoded(&d, rip, buf, size);
+		return;
+	}
+	hex_bytes(bytes, len, hex, sizeof(hex));
+	snprintf(buf, size, "(bad: %s)", hex);
+}
+
+static int refuse(struct emu_action *out, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int refuse(struct emu_action *out, const char *fmt, ...)
+{
+	va_list ap;
+
+	out->kind = EMU_REFUSED;
+	va_start(ap, fmt);
+	vsnprintf(out->reason, sizeof(out->reason), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Where the instruction after this one starts: IP wraps with the code
+ * segment's size outside 64-bit mode. */
+static uint64_t next_ip(const struct emu_regs *regs, unsigned len)
+{
+	uint64_t ip = regs->rip + len;
+
+	switch (regs->mode) {
+	case EMU_MODE_LONG64:
+		return ip;
+	case EMU_MODE_PROT32:
+	case EMU_MODE_COMPAT32:
+		return ip & 0xffffffffull;
+	default:
+		return ip & 0xffffull;
+	}
+}
+
+static uint64_t width_mask(unsigned bits)
+{
+	return bits >= 64 ? ~0ull : (1ull << bits) - 1;
+}
+
+/* A general-purpose or instruction-pointer register's value as the
+ * instruction sees it (its width); -1 for any other register. */
+static int reg_value(const struct emu_regs *regs, const struct decoded *d,
+		     ZydisRegister reg, uint64_t *val)
+{
+	ZydisRegisterClass cls = ZydisRegisterGetClass(reg);
+	int id = ZydisRegisterGetId(reg);
+	unsigned bits;
+
+	switch (cls) {
+	case ZYDIS_REGCLASS_GPR16: bits = 16; break;
+	case ZYDIS_REGCLASS_GPR32: bits = 32; break;
+	case ZYDIS_REGCLASS_GPR64: bits = 64; break;
+	case ZYDIS_REGCLASS_IP:
+		bits = reg == ZYDIS_REGISTER_RIP ? 64 :
+		       reg == ZYDIS_REGISTER_EIP ? 32 : 16;
+		*val = (regs->rip + d->insn.length) & width_mask(bits);
+		return 0;
+	default:
+		return -1;
+	}
+	if (id < 0 || id >= EMU_NR_GPRS)
+		return -1;
+	*val = regs->gpr[id] & width_mask(bits);
+	return 0;
+}
+
+static uint64_t segment_base(const struct emu_regs *regs, ZydisRegister seg)
+{
+	if (regs->mode == EMU_MODE_LONG64) {
+		/* Only FS and GS keep a base in 64-bit mode. */
+		return seg == ZYDIS_REGISTER_FS ? regs->fs_base :
+		       seg == ZYDIS_REGISTER_GS ? regs->gs_base : 0;
+	}
+	switch (seg) {
+	case ZYDIS_REGISTER_ES: return regs->es_base;
+	case ZYDIS_REGISTER_CS: return regs->cs_base;
+	case ZYDIS_REGISTER_SS: return regs->ss_base;
+	case ZYDIS_REGISTER_FS: return regs->fs_base;
+	case ZYDIS_REGISTER_GS: return regs->gs_base;
+	default: return regs->ds_base;
+	}
+}
+
+/* Linear address of a memory operand: segment base + (base + index*scale
+ * + disp) wrapped to the address size.  Limits are not checked. */
+static int linear_address(const struct emu_regs *regs, const struct decoded *d,
+			  const ZydisDecodedOperand *op, uint64_t *gva,
+			  struct emu_action *out)
+{
+	uint64_t base = 0, index = 0, off;
+
+	if (op->mem.type != ZYDIS_MEMOP_TYPE_MEM)
+		return refuse(out, "%s: unsupported memory operand kind",
+			      out->text);
+	if ((op->mem.base != ZYDIS_REGISTER_NONE &&
+	     reg_value(regs, d, op->mem.base, &base)) ||
+	    (op->mem.index != ZYDIS_REGISTER_NONE &&
+	     reg_value(regs, d, op->mem.index, &index)))
+		return refuse(out, "%s: unsupported address register",
+			      out->text);
+	off = base + index * op->mem.scale + (uint64_t)op->mem.disp.value;
+	off &= width_mask(d->insn.address_width);
+	*gva = segment_base(regs, op->mem.segment) + off;
+	if (regs->mode != EMU_MODE_LONG64)
+		*gva &= 0xffffffffull;
+	return 0;
+}
+
+static int source_value(const struct emu_regs *regs, const struct decoded *d,
+			const struct emu_env *env, uint64_t *val,
+			struct emu_action *out)
+{
+	const ZydisDecodedOperand *src = &d->ops[1];
+	uint8_t buf[8] = { 0 };
+	unsigned len = src->size / 8;
+	uint64_t gva;
+
+	if (src->type == ZYDIS_OPERAND_TYPE_REGISTER) {
+		if (reg_value(regs, d, src->reg.value, val))
+			return refuse(out, "%s: unexpected source register",
+				      out->text);
+		return 0;
+	}
+	if (src->type != ZYDIS_OPERAND_TYPE_MEMORY || len < 2 || len > 8)
+		return refuse(out, "%s: unexpected source operand", out->text);
+	if (linear_address(regs, d, src, &gva, out))
+		return -1;
+	if (!env || !env->read_guest)
+		return refuse(out, "%s: memory source at %#llx and no guest "
+			      "memory reader", out->text, (unsigned long long)gva);
+	if (env->read_guest(env->ctx, gva, buf, len))
+		return refuse(out, "%s: cannot read %u bytes at guest address "
+			      "%#llx (a #PF is not injected)", out->text, len,
+			      (unsigned long long)gva);
+	memcpy(val, buf, sizeof(*val)); /* little endian, upper bytes 0 */
+	return 0;
+}
+
+/*
+ * POPCNT, LZCNT, TZCNT.  Flags follow the SDM where it defines them; the
+ * ones it leaves undefined (OF, SF, AF, PF for LZCNT/TZCNT) are cleared,
+ * which is what the project's Intel hosts do natively (measured), so a
+ * guest sees the same flags in kernel mode (here) and user mode (native).
+ */
+static int complete_bitcount(struct emu_regs *regs, const struct decoded *d,
+			     const struct emu_env *env, struct emu_action *out)
+{
+	const ZydisDecodedOperand *dst = &d->ops[0];
+	ZydisRegisterClass cls = ZydisRegisterGetClass(dst->reg.value);
+	int id = ZydisRegisterGetId(dst->reg.value);
+	unsigned width = dst->size;
+	uint64_t val, result, flags = regs->rflags & ~ARITH_FLAGS;
+
+	if (d->insn.operand_count_visible != 2 ||
+	    dst->type != ZYDIS_OPERAND_TYPE_REGISTER ||
+	    (cls != ZYDIS_REGCLASS_GPR16 && cls != ZYDIS_REGCLASS_GPR32 &&
+	     cls != ZYDIS_REGCLASS_GPR64) || id < 0 || id >= EMU_NR_GPRS ||
+	    (width != 16 && width != 32 && width != 64))
+		return refuse(out, "%s: unexpected destination", out->text);
+	if (source_value(regs, d, env, &val, out))
+		return -1;
+	val &= width_mask(width);
+
+	if (d->insn.mnemonic == ZYDIS_MNEMONIC_POPCNT) {
+		result = (uint64_t)__builtin_popcountll(val);
+		if (!val)
+			flags |= EMU_RFLAGS_ZF;
+	} else {
+		if (!val) {
+			result = width;
+			flags |= EMU_RFLAGS_CF;
+		} else if (d->insn.mnemonic == ZYDIS_MNEMONIC_LZCNT) {
+			result = (uint64_t)__builtin_clzll(val) - (64 - width);
+		} else {
+			result = (uint64_t)__builtin_ctzll(val);
+		}
+		if (!result)
+			flags |= EMU_RFLAGS_ZF;
+	}
+
+	/* 32-bit destinations zero-extend, 16-bit ones merge. */
+	if (width == 16)
+		regs->gpr[id] = (regs->gpr[id] & ~0xffffull) | result;
+	else
+		regs->gpr[id] = result;
+	regs->rflags = flags;
+	regs->rip = next_ip(regs, d->insn.length);
+	out->kind = EMU_DONE;
+	return 0;
+}
+
+/* int3 and into with OF=1: a trap, so the pushed RIP is the next
+ * instruction.  Real mode has only the IVT, where the same vector as an
+ * interrupt is delivered identically and avoids PVM's real-mode "soft
+ * exception" path, which adds an instruction length userspace cannot set. */
+static int complete_trap(struct emu_regs *regs, const struct decoded *d,
+			 uint8_t vector, struct emu_action *out)
+{
+	regs->rip = next_ip(regs, d->insn.length);
+	out->vector = vector;
+	out->kind = regs->mode == EMU_MODE_REAL ? EMU_INJECT_SOFT_INT :
+						  EMU_INJECT_EXCEPTION;
+	return 0;
+}
+
+static int complete_decoded(struct emu_regs *regs, const struct decoded *d,
+			    const struct emu_env *env, struct emu_action *out)
+{
+	switch (d->insn.mnemonic) {
+	case ZYDIS_MNEMONIC_INT3:
+		return complete_trap(regs, d, 3, out);
+	case ZYDIS_MNEMONIC_INTO:
+		if (regs->mode == EMU_MODE_LONG64)
+			return refuse(out, "into is invalid in 64-bit mode (#UD)");
+		if (regs->rflags & EMU_RFLAGS_OF)
+			return complete_trap(regs, d, 4, out);
+		regs->rip = next_ip(regs, d->insn.length);
+		out->kind = EMU_DONE;
+		return 0;
+	case ZYDIS_MNEMONIC_INT:
+		if (regs->mode == EMU_MODE_VM86)
+			return refuse(out, "%s in virtual-8086 mode: IOPL and "
+				      "VME redirection are not modelled", out->text);
+		if (d->ops[0].type != ZYDIS_OPERAND_TYPE_IMMEDIATE)
+			return refuse(out, "%s: no vector operand", out->text);
+		out->vector = (uint8_t)d->ops[0].imm.value.u;
+		regs->rip = next_ip(regs, d->insn.length);
+		out->kind = EMU_INJECT_SOFT_INT;
+		return 0;
+	case ZYDIS_MNEMONIC_POPCNT:
+	case ZYDIS_MNEMONIC_LZCNT:
+	case ZYDIS_MNEMONIC_TZCNT:
+		return complete_bitcount(regs, d, env, out);
+	default:
+		return refuse(out, "KVM could not emulate %s and krg-vmm does "
+			      "not complete it: %s (%s mode)", out->mnemonic,
+			      out->text, emulate__mode_name(regs->mode));
+	}
+}
+
+/* KVM did not send the bytes (or not enough of them): fetch them at
+ * CS:RIP, byte by byte at the end so an unmapped next page only shortens
+ * what is read. */
+static size_t fetch_insn(const struct emu_regs *regs, const struct emu_env *env,
+			 uint8_t *buf)
+{
+	uint64_t lin = regs->cs_base + regs->rip;
+	size_t n = 0;
+
+	if (regs->mode == EMU_MODE_LONG64)
+		lin = regs->rip;
+	else
+		lin &= 0xffffffffull;
+	if (!env || !env->read_guest)
+		return 0;
+	if (!env->read_guest(env->ctx, lin, buf, EMU_MAX_INSN_LEN))
+		return EMU_MAX_INSN_LEN;
+	while (n < EMU_MAX_INSN_LEN && !env->read_guest(env->ctx, lin + n,
+							buf + n, 1))
+		n++;
+	return n;
+}
+
+int emulate__complete(const uint8_t *bytes, size_t len, struct emu_regs *regs,
+		      const struct emu_env *env, struct emu_action *out)
+{
+	uint8_t fetched[EMU_MAX_INSN_LEN];
+	struct decoded d;
+	char hex[48];
+	ZyanStatus st;
+
+	if (!out)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	if (!regs)
+		return refuse(out, "no register state");
+	if (!bytes)
+		len = 0;
+	st = decode(bytes, len, regs->mode, env, &d);
+	if (st == ZYDIS_STATUS_NO_MORE_DATA) {
+		size_t n = fetch_insn(regs, env, fetched);
+
+		if (n > len) {
+			bytes = fetched;
+			len = n;
+			st = decode(bytes, len, regs->mode, env, &d);
+		}
+	}
+	if (ZYAN_FAILED(st)) {
+		snprintf(out->mnemonic, sizeof(out->mnemonic), "(bad)");
+		hex_bytes(bytes, len, hex, sizeof(hex));
+		snprintf(out->text, sizeof(out->text), "(bad: %s)", hex);
+		if (!len)
+			return refuse(out, "no instruction bytes (KVM sent none "
+				      "and CS:RIP could not be read)");
+		if (regs->mode == EMU_MODE_LONG64 && bytes[0] == 0xce)
+			return refuse(out, "into is invalid in 64-bit mode "
+				      "(#UD): %s", hex);
+		return refuse(out, "cannot decode instruction in %s mode, %s: %s",
+			      emulate__mode_name(regs->mode),
+			      zydis_status_text(st), hex);
+	}
+	out->insn_len = d.insn.length;
+	snprintf(out->mnemonic, sizeof(out->mnemonic), "%s",
+		 ZydisMnemonicGetString(d.insn.mnemonic));
+	format_decoded(&d, regs->rip, out->text, sizeof(out->text));
+	return complete_decoded(regs, &d, env, out);
+}
+
+void emulate__env_from_host(struct emu_env *env)
+{
+	unsigned a, b, c, dx;
+
+	env->no_lzcnt = !(__get_cpuid(0x80000001, &a, &b, &c, &dx) &&
+			  (c & (1u << 5)));
+	env->no_tzcnt = !(__get_cpuid_count(7, 0, &a, &b, &c, &dx) &&
+			  (b & (1u << 3)));
+}
+
+int emulate__insn_from_run(const struct kvm_run *run,
+			   uint8_t bytes[EMU_MAX_INSN_LEN], size_t *len)
+{
+	size_t n;
+
+	if (!run || run->exit_reason != KVM_EXIT_INTERNAL_ERROR ||
+	    run->emulation_failure.suberror != KVM_INTERNAL_ERROR_EMULATION ||
+	    run->emulation_failure.ndata < 3 ||
+	    !(run->emulation_failure.flags &
+	      KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES))
+		return -1;
+	/* KVM pads the rest with NOPs: only insn_size bytes are real. */
+	n = run->emulation_failure.insn_size;
+	if (!n)
+		return -1;
+	if (n > EMU_MAX_INSN_LEN)
+		n = EMU_MAX_INSN_LEN;
+	memcpy(bytes, run->emulation_failure.insn_bytes, n);
+	*len = n;
+	return 0;
+}
+
+void emulate__regs_from_kvm(const struct kvm_regs *k,
+			    const struct kvm_sregs *s, struct emu_regs *regs)
+{
+	const uint64_t g[EMU_NR_GPRS] = {
+		k->rax, k->rcx, k->rdx, k->rbx, k->rsp, k->rbp, k->rsi, k->rdi,
+		k->r8, k->r9, k->r10, k->r11, k->r12, k->r13, k->r14, k->r15,
+	};
+
+	memset(regs, 0, sizeof(*regs));
+	memcpy(regs->gpr, g, sizeof(g));
+	regs->rip = k->rip;
+	regs->rflags = k->rflags;
+	regs->cs_base = s->cs.base;
+	regs->ds_base = s->ds.base;
+	regs->es_base = s->es.base;
+	regs->ss_base = s->ss.base;
+	regs->fs_base = s->fs.base;
+	regs->gs_base = s->gs.base;
+	regs->mode = emulate__cpu_mode(s->cr0, s->efer, k->rflags, s->cs.l,
+				       s->cs.db);
+}
+
+void emulate__regs_to_kvm(const struct emu_regs *r, struct kvm_regs *k)
+{
+	k->rax = r->gpr[EMU_RAX]; k->rcx = r->gpr[EMU_RCX];
+	k->rdx = r->gpr[EMU_RDX]; k->rbx = r->gpr[EMU_RBX];
+	k->rsp = r->gpr[EMU_RSP]; k->rbp = r->gpr[EMU_RBP];
+	k->rsi = r->gpr[EMU_RSI]; k->rdi = r->gpr[EMU_RDI];
+	k->r8 = r->gpr[EMU_R8]; k->r9 = r->gpr[EMU_R9];
+	k->r10 = r->gpr[EMU_R10]; k->r11 = r->gpr[EMU_R11];
+	k->r12 = r->gpr[EMU_R12]; k->r13 = r->gpr[EMU_R13];
+	k->r14 = r->gpr[EMU_R14]; k->r15 = r->gpr[EMU_R15];
+	k->rip = r->rip;
+	k->rflags = r->rflags;
+}
+
+int emulate__apply_events(const struct emu_action *a,
+			  struct kvm_vcpu_events *ev)
+{
+	if (!a || !ev || a->kind == EMU_REFUSED)
+		return -1;
+	if (a->kind == EMU_DONE)
+		return 0;
+	if (ev->exception.injected || ev->exception.pending ||
+	    ev->interrupt.injected || ev->nmi.injected)
+		return -1;
+	if (a->kind == EMU_INJECT_EXCEPTION) {
+		ev->exception.injected = 1;
+		ev->exception.pending = 0;
+		ev->exception.nr = a->vector;
+		ev->exception.has_error_code = a->has_error_code;
+		ev->exception.error_code = a->error_code;
+		ev->exception_has_payload = 0;
+		ev->exception_payload = 0;
+		return 0;
+	}
+	/* soft=0: RIP is already past the instruction (see emulate.h). */
+	ev->interrupt.injected = 1;
+	ev->interrupt.nr = a->vector;
+	ev->interrupt.soft = 0;
+	return 0;
+}
+
+static void stats_add(struct emu_stats *s, const char *name,
+		      uint64_t completed, uint64_t refused)
+{
+	struct emu_stats_entry *e = NULL;
+
+	s->completed += completed;
+	s->refused += refused;
+	for (unsigned i = 0; i < s->used && i < EMU_STATS_SLOTS; i++) {
+		if (!strncmp(s->e[i].mnemonic, name, sizeof(s->e[i].mnemonic))) {
+			e = &s->e[i];
+			break;
+		}
+	}
+	if (!e) {
+		if (s->used >= EMU_STATS_SLOTS) {
+			s->untracked += completed + refused;
+			return;
+		}
+		e = &s->e[s->used++];
+		snprintf(e->mnemonic, sizeof(e->mnemonic), "%s", name);
+	}
+	e->completed += completed;
+	e->refused += refused;
+}
+
+void emulate__stats_record(struct emu_stats *s, const struct emu_action *a)
+{
+	bool refused = a->kind == EMU_REFUSED;
+
+	stats_add(s, a->mnemonic[0] ? a->mnemonic : "(none)", !refused,
+		  refused);
+}
+
+void emulate__stats_merge(struct emu_stats *dst, const struct emu_stats *src)
+{
+	uint64_t itemized_c = 0, itemized_r = 0;
+
+	for (unsigned i = 0; i < src->used && i < EMU_STATS_SLOTS; i++) {
+		stats_add(dst, src->e[i].mnemonic, src->e[i].completed,
+			  src->e[i].refused);
+		itemized_c += src->e[i].completed;
+		itemized_r += src->e[i].refused;
+	}
+	/* What src could not itemize still counts in the totals. */
+	dst->completed += src->completed - itemized_c;
+	dst->refused += src->refused - itemized_r;
+	dst->untracked += src->untracked;
+}
+
+int emulate__stats_format(const struct emu_stats *s, char *buf, size_t size)
+{
+	size_t used = 0, total = 0;
+	int n;
+
+#define APPEND(...) do { \
+		n = snprintf(buf ? buf + used : NULL, \
+			     used < size ? size - used : 0, __VA_ARGS__); \
+		if (n < 0) \
+			return n; \
+		total += (size_t)n; \
+		used = total < size ? total : (size ? size - 1 : 0); \
+	} while (0)
+
+	APPEND("emulation fallback: %llu completed, %llu refused",
+	       (unsigned long long)s->completed,
+	       (unsigned long long)s->refused);
+	for (unsigned i = 0; i < s->used && i < EMU_STATS_SLOTS; i++) {
+		const struct emu_stats_entry *e = &s->e[i];
+
+		if (e->completed)
+			APPEND("%s %s x%llu", i ? "," : ":", e->mnemonic,
+			       (unsigned long long)e->completed);
+		if (e->refused)
+			APPEND("%s %s refused x%llu",
+			       i || e->completed ? "," : ":", e->mnemonic,
+			       (unsigned long long)e->refused);
+	}
+	if (s->untracked)
+		APPEND(", %llu more not itemized",
+		       (unsigned long long)s->untracked);
+#undef APPEND
+	return (int)total;
+}

@@ -1,0 +1,388 @@
+/* vCPU creation, the LAPIC's environment, and the run loop. */
+#include "vcpu/vcpu.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include "vcpu/cpuid.h"
+#include "vcpu/irq_route.h"
+#include "vcpu/ioapic.h"
+#include "vcpu/pic.h"
+#include "vcpu/vcpu_exit.h"
+#include "vmm/machine.h"
+
+#define VCPU_KICK_SIGNAL SIGUSR1
+
+static uint64_t env_now_ns(void *ctx)
+{
+	return vclock__now_ns();
+}
+
+uint64_t vcpu__guest_tsc(const struct vcpu *v)
+{
+	return (uint64_t)((int64_t)__rdtsc() + v->tsc_offset);
+}
+
+static uint64_t env_guest_tsc(void *ctx)
+{
+	return vcpu__guest_tsc(ctx);
+}
+
+static void env_send_ipi(void *ctx, const struct apic_msg *msg)
+{
+	struct vcpu *v = ctx;
+
+	irq_router__deliver(v->m->router, msg);
+}
+
+static void env_timer_arm(void *ctx, uint64_t deadline_ns)
+{
+	struct vcpu *v = ctx;
+
+	if (deadline_ns)
+		vtimer__arm(&v->lapic_timer, deadline_ns);
+	else
+		vtimer__cancel(&v->lapic_timer);
+}
+
+static void env_kick(void *ctx)
+{
+	vcpu__kick(ctx);
+}
+
+static void env_addr_changed(void *ctx, const struct apic_addr *addr)
+{
+	struct vcpu *v = ctx;
+
+	irq_router__update_addr(v->m->router, (int)v->index, addr);
+}
+
+static void env_eoi_level(void *ctx, uint8_t vector)
+{
+	struct vcpu *v = ctx;
+
+	ioapic__eoi(v->m->ioapic, vector);
+}
+
+static void lapic_timer_fire(void *opaque)
+{
+	struct vcpu *v = opaque;
+
+	lapic__timer_expired(&v->lapic);
+}
+
+/* Guest TSC minus host TSC, read once: KVM keeps the offset fixed unless
+ * the guest writes IA32_TSC, which the TSC MSR exit path refreshes. */
+int vcpu__refresh_tsc_offset(struct vcpu *v)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} buf = { .hdr.nmsrs = 1, .e.index = 0x10 };
+	uint64_t host = __rdtsc();
+
+	if (ioctl(v->fd, KVM_GET_MSRS, &buf) != 1)
+		return -1;
+	v->tsc_offset = (int64_t)(buf.e.data - host);
+	return 0;
+}
+
+int vcpu__create(struct machine *m, unsigned index, struct vcpu **out,
+		 char *err, size_t errlen)
+{
+	struct vcpu *v = calloc(1, sizeof(*v));
+	struct kvm_cpuid2 *cpuid = NULL;
+	struct lapic_env env;
+
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	v->m = m;
+	v->index = index;
+	v->fd = -1;
+	pthread_mutex_init(&v->wait_lock, NULL);
+	pthread_cond_init(&v->wait_cond, NULL);
+	v->fd = ioctl(m->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+	if (v->fd < 0) {
+		snprintf(err, errlen, "KVM_CREATE_VCPU %u: %s", index,
+			 strerror(errno));
+		goto fail;
+	}
+	v->run_size = (size_t)m->vcpu_mmap_size;
+	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		snprintf(err, errlen, "mmap kvm_run: %s", strerror(errno));
+		goto fail;
+	}
+	cpuid = cpuid__clone(m->cpuid);
+	if (!cpuid) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	cpuid__for_vcpu(cpuid, index, m->nr_vcpus);
+	if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0) {
+		snprintf(err, errlen, "KVM_SET_CPUID2: %s", strerror(errno));
+		goto fail;
+	}
+	free(cpuid);
+	cpuid = NULL;
+	if (vcpu__refresh_tsc_offset(v) < 0) {
+		snprintf(err, errlen, "reading the guest TSC: %s",
+			 strerror(errno));
+		goto fail;
+	}
+	vtimer__init(&v->lapic_timer, m->timers, lapic_timer_fire, v);
+	env = (struct lapic_env){
+		.ctx = v,
+		.now_ns = env_now_ns,
+		.guest_tsc = env_guest_tsc,
+		.tsc_hz = m->tsc_hz,
+		.send_ipi = env_send_ipi,
+		.timer_arm = env_timer_arm,
+		.kick = env_kick,
+		.addr_changed = env_addr_changed,
+		.eoi_level = env_eoi_level,
+	};
+	lapic__init(&v->lapic, index, index == 0, &env);
+	v->state = index == 0 ? VCPU_STATE_RUNNING : VCPU_STATE_WAIT_FOR_SIPI;
+	*out = v;
+	return 0;
+fail:
+	free(cpuid);
+	vcpu__destroy(v);
+	return -1;
+}
+
+void vcpu__destroy(struct vcpu *v)
+{
+	if (!v)
+		return;
+	vtimer__cancel(&v->lapic_timer);
+	if (v->run)
+		munmap(v->run, v->run_size);
+	if (v->fd >= 0) {
+		lapic__destroy(&v->lapic);
+		close(v->fd);
+	}
+	pthread_cond_destroy(&v->wait_cond);
+	pthread_mutex_destroy(&v->wait_lock);
+	free(v);
+}
+
+void vcpu__kick(struct vcpu *v)
+{
+	pthread_mutex_lock(&v->wait_lock);
+	atomic_store(&v->kicked, true);
+	pthread_cond_signal(&v->wait_cond);
+	pthread_mutex_unlock(&v->wait_lock);
+	/* The signal is blocked outside KVM_RUN and unblocked inside it (see
+	 * KVM_SET_SIGNAL_MASK below), so it either interrupts the guest or
+	 * stays pending and makes the next KVM_RUN return at once: a kick
+	 * can never be lost between the loop's checks and entering the guest. */
+	if (v->thread_started)
+		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+}
+
+static void drain_kick_signal(void)
+{
+	sigset_t set;
+	struct timespec zero = { 0, 0 };
+
+	sigemptyset(&set);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	while (sigtimedwait(&set, NULL, &zero) > 0)
+		;
+}
+
+static bool should_leave_wait(struct vcpu *v)
+{
+	struct machine *m = v->m;
+
+	if (atomic_load(&m->stop) || atomic_load(&m->pause))
+		return true;
+	if (v->state == VCPU_STATE_HALTED) {
+		/* HLT ends on an interrupt it may take, on NMI/INIT/SIPI. */
+		int vector;
+		enum lapic_intr_kind k = lapic__pending_intr(&v->lapic, &vector);
+		if (k != LAPIC_INTR_NONE && v->halt_if)
+			return true;
+	}
+	return lapic__has_events(&v->lapic);
+}
+
+/* HLT and wait-for-SIPI sleep here, without spinning. */
+static void wait_for_work(struct vcpu *v)
+{
+	pthread_mutex_lock(&v->wait_lock);
+	while (!atomic_exchange(&v->kicked, false)) {
+		pthread_mutex_unlock(&v->wait_lock);
+		if (should_leave_wait(v))
+			return;
+		pthread_mutex_lock(&v->wait_lock);
+		if (atomic_load(&v->kicked))
+			continue;
+		pthread_cond_wait(&v->wait_cond, &v->wait_lock);
+	}
+	pthread_mutex_unlock(&v->wait_lock);
+}
+
+static void handle_events(struct vcpu *v)
+{
+	struct lapic_events ev = lapic__take_events(&v->lapic);
+
+	if (ev.init) {
+		/* INIT: registers to their INIT values, LAPIC too, and wait for
+		 * a SIPI.  (The BSP would restart at the reset vector, but
+		 * nothing here sends INIT to the BSP but a guest reset.) */
+		lapic__init_reset(&v->lapic);
+		if (cpu_state__reset_to_init(v->fd) < 0)
+			machine__request_stop(v->m, KRG_EXIT_FAILURE,
+					      "vCPU %u: INIT failed: %s",
+					      v->index, strerror(errno));
+		v->state = VCPU_STATE_WAIT_FOR_SIPI;
+	}
+	if (ev.sipi && v->state == VCPU_STATE_WAIT_FOR_SIPI) {
+		if (cpu_state__start_sipi(v->fd, ev.sipi_vector) < 0)
+			machine__request_stop(v->m, KRG_EXIT_FAILURE,
+					      "vCPU %u: SIPI failed: %s",
+					      v->index, strerror(errno));
+		v->state = VCPU_STATE_RUNNING;
+	}
+	if (ev.nmi && v->state != VCPU_STATE_WAIT_FOR_SIPI) {
+		if (ioctl(v->fd, KVM_NMI) == 0)
+			v->stats.nmis++;
+		v->state = VCPU_STATE_RUNNING;
+	}
+}
+
+/* Interrupt injection with KVM_INTERRUPT, or an interrupt window request
+ * when the guest can't take one right now. */
+static void inject_pending(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	int vector = -1;
+	enum lapic_intr_kind k = lapic__pending_intr(&v->lapic, &vector);
+
+	run->request_interrupt_window = 0;
+	if (k == LAPIC_INTR_NONE)
+		return;
+	if (!run->ready_for_interrupt_injection || !run->if_flag) {
+		run->request_interrupt_window = 1;
+		return;
+	}
+	if (k == LAPIC_INTR_EXTINT) {
+		vector = pic__ack(v->m->pic);
+		lapic__extint_acked(&v->lapic);
+	}
+	if (vector < 0)
+		return;
+	struct kvm_interrupt irq = { .irq = (uint32_t)vector };
+	if (ioctl(v->fd, KVM_INTERRUPT, &irq) < 0) {
+		run->request_interrupt_window = 1;
+		return;
+	}
+	if (k == LAPIC_INTR_VECTOR)
+		lapic__intr_injected(&v->lapic, vector);
+	v->stats.injected++;
+	/* More may be pending: ask for the next window right away. */
+	if (lapic__pending_intr(&v->lapic, &vector) != LAPIC_INTR_NONE)
+		run->request_interrupt_window = 1;
+}
+
+/* Before a pause: let KVM finish an I/O exit's side (an IN's data) so the
+ * register state we save is complete. */
+static void complete_pending_io(struct vcpu *v)
+{
+	v->run->immediate_exit = 1;
+	ioctl(v->fd, KVM_RUN, 0);
+	v->run->immediate_exit = 0;
+	drain_kick_signal();
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	struct machine *m = v->m;
+	char name[16];
+
+	snprintf(name, sizeof(name), "krg-vcpu%u", v->index);
+	pthread_setname_np(pthread_self(), name);
+	while (!atomic_load(&m->stop)) {
+		if (atomic_load(&m->pause)) {
+			complete_pending_io(v);
+			machine__park_vcpu(m);
+			continue;
+		}
+		handle_events(v);
+		if (v->state == VCPU_STATE_WAIT_FOR_SIPI) {
+			wait_for_work(v);
+			continue;
+		}
+		if (v->state == VCPU_STATE_HALTED) {
+			if (!should_leave_wait(v)) {
+				wait_for_work(v);
+				continue;
+			}
+			v->state = VCPU_STATE_RUNNING;
+		}
+		atomic_store(&v->kicked, false);
+		inject_pending(v);
+		v->run->cr8 = lapic__get_cr8(&v->lapic);
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				v->stats.exits_intr++;
+				drain_kick_signal();
+				continue;
+			}
+			machine__request_stop(m, KRG_EXIT_FAILURE,
+					      "vCPU %u: KVM_RUN: %s", v->index,
+					      strerror(errno));
+			break;
+		}
+		v->stats.exits++;
+		lapic__set_cr8(&v->lapic, v->run->cr8);
+		if (vcpu__handle_exit(v) < 0)
+			break;
+	}
+	return NULL;
+}
+
+int vcpu__start(struct vcpu *v)
+{
+	sigset_t set;
+	struct {
+		struct kvm_signal_mask hdr;
+		uint8_t bits[8];
+	} kmask;
+
+	/* Inside KVM_RUN every signal the thread blocks except the kick. */
+	pthread_sigmask(SIG_BLOCK, NULL, &set);
+	sigdelset(&set, VCPU_KICK_SIGNAL);
+	kmask.hdr.len = 8;
+	memcpy(kmask.bits, &set, 8);
+	if (ioctl(v->fd, KVM_SET_SIGNAL_MASK, &kmask) < 0)
+		return -1;
+	if (pthread_create(&v->thread, NULL, vcpu_thread, v))
+		return -1;
+	v->thread_started = true;
+	return 0;
+}
+
+void vcpu__join(struct vcpu *v)
+{
+	if (v->thread_started) {
+		vcpu__kick(v);
+		pthread_join(v->thread, NULL);
+		v->thread_started = false;
+	}
+}

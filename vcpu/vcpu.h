@@ -1,0 +1,77 @@
+/* A vCPU: its KVM fd, its thread and run loop, its userspace LAPIC. */
+#ifndef KRG_VCPU_VCPU_H
+#define KRG_VCPU_VCPU_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+#include "vcpu/cpu_state.h"
+#include "vcpu/lapic.h"
+#include "vmm/vtimer.h"
+
+struct machine;
+
+struct vcpu_stats {
+	uint64_t exits, exits_io, exits_mmio, exits_msr, exits_hlt;
+	uint64_t exits_window, exits_intr, injected, nmis, emulated;
+};
+
+struct vcpu {
+	struct machine *m;
+	unsigned index;
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool thread_started;
+
+	struct lapic lapic;
+	struct vtimer lapic_timer;
+	int64_t tsc_offset; /* guest TSC = host TSC + offset */
+
+	/* Wakeups for a halted or wait-for-SIPI vCPU. */
+	pthread_mutex_t wait_lock;
+	pthread_cond_t wait_cond;
+	atomic_bool kicked;
+
+	/* Owned by the vCPU thread; by the main thread while parked. */
+	enum vcpu_run_state state;
+	bool halt_if; /* IF at the HLT: maskable interrupts end the halt */
+
+	struct vcpu_stats stats;
+};
+
+int vcpu__create(struct machine *m, unsigned index, struct vcpu **out,
+		 char *err, size_t errlen);
+void vcpu__destroy(struct vcpu *v);
+/* The BSP starts RUNNING, APs in WAIT_FOR_SIPI. */
+int vcpu__start(struct vcpu *v);
+void vcpu__join(struct vcpu *v);
+/* Make the vCPU look at its LAPIC and the machine's run state soon:
+ * callable from any thread. */
+void vcpu__kick(struct vcpu *v);
+
+/* Saves/loads the architectural state + LAPIC of a parked vCPU. */
+struct state_writer;
+struct state_reader;
+int vcpu__save(struct vcpu *v, struct state_writer *w, char *err,
+	       size_t errlen);
+int vcpu__load(struct vcpu *v, struct state_reader *r, char *err,
+	       size_t errlen);
+
+/* Prints the fatal-exit report (reason, RIP, mode, instruction bytes,
+ * registers) to stderr. */
+void vcpu__report(struct vcpu *v, const char *what, const uint8_t *insn,
+		  size_t insn_len);
+
+/* The guest's TSC now, as the vCPU would read it. */
+uint64_t vcpu__guest_tsc(const struct vcpu *v);
+/* Re-reads guest TSC - host TSC (after a restore or a guest TSC write). */
+int vcpu__refresh_tsc_offset(struct vcpu *v);
+
+#endif

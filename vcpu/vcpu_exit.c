@@ -1,0 +1,158 @@
+#include "vcpu/vcpu_exit.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "vcpu/vcpu.h"
+#include "vmm/io_bus.h"
+#include "vmm/machine.h"
+
+static const char *exit_name(uint32_t reason)
+{
+	switch (reason) {
+	case KVM_EXIT_UNKNOWN: return "KVM_EXIT_UNKNOWN";
+	case KVM_EXIT_EXCEPTION: return "KVM_EXIT_EXCEPTION";
+	case KVM_EXIT_SHUTDOWN: return "KVM_EXIT_SHUTDOWN (triple fault)";
+	case KVM_EXIT_FAIL_ENTRY: return "KVM_EXIT_FAIL_ENTRY";
+	case KVM_EXIT_INTERNAL_ERROR: return "KVM_EXIT_INTERNAL_ERROR";
+	case KVM_EXIT_DEBUG: return "KVM_EXIT_DEBUG";
+	default: return NULL;
+	}
+}
+
+static void handle_pio(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
+	uint32_t i;
+
+	v->stats.exits_io++;
+	/* data_offset/size/count come from KVM, but stay inside the page. */
+	if (run->io.data_offset + (uint64_t)run->io.size * run->io.count >
+	    v->run_size)
+		return;
+	for (i = 0; i < run->io.count; i++, data += run->io.size) {
+		if (!io_bus__dispatch(v->m->bus, IO_SPACE_PIO, run->io.port,
+				      data, run->io.size, is_write) &&
+		    v->m->cfg->debug_io)
+			machine__log(v->m, "unhandled port %s 0x%04x size %u%s",
+				     is_write ? "write" : "read",
+				     run->io.port, run->io.size,
+				     is_write ? "" : " (reads all ones)");
+	}
+}
+
+static void handle_mmio(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	uint64_t addr = run->mmio.phys_addr, base;
+	uint32_t len = run->mmio.len;
+
+	v->stats.exits_mmio++;
+	if (len > sizeof(run->mmio.data))
+		return;
+	if (lapic__mmio_enabled(&v->lapic, &base) && addr >= base &&
+	    addr - base < 4096) {
+		lapic__mmio(&v->lapic, addr - base, run->mmio.data, len,
+			    run->mmio.is_write);
+		return;
+	}
+	if (!io_bus__dispatch(v->m->bus, IO_SPACE_MMIO, addr, run->mmio.data,
+			      len, run->mmio.is_write) &&
+	    v->m->cfg->debug_io)
+		machine__log(v->m, "unhandled MMIO %s 0x%llx size %u",
+			     run->mmio.is_write ? "write" : "read",
+			     (unsigned long long)addr, len);
+}
+
+static void handle_msr(struct vcpu *v, bool is_write)
+{
+	struct kvm_run *run = v->run;
+	uint32_t idx = run->msr.index;
+	int r = -1;
+
+	v->stats.exits_msr++;
+	if (lapic__owns_msr(idx)) {
+		if (is_write)
+			r = lapic__msr_write(&v->lapic, idx, run->msr.data);
+		else
+			r = lapic__msr_read(&v->lapic, idx, &run->msr.data);
+	} else if (v->m->cfg->debug_io) {
+		machine__log(v->m, "vCPU %u: %s of unknown MSR 0x%x -> #GP",
+			     v->index, is_write ? "wrmsr" : "rdmsr", idx);
+	}
+	/* error = 1 makes KVM inject #GP, as hardware does. */
+	run->msr.error = r < 0 ? 1 : 0;
+}
+
+int vcpu__handle_exit(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	const char *name;
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		handle_pio(v);
+		return 0;
+	case KVM_EXIT_MMIO:
+		handle_mmio(v);
+		return 0;
+	case KVM_EXIT_X86_RDMSR:
+		handle_msr(v, false);
+		return 0;
+	case KVM_EXIT_X86_WRMSR:
+		handle_msr(v, true);
+		return 0;
+	case KVM_EXIT_HLT:
+		v->stats.exits_hlt++;
+		v->halt_if = run->if_flag;
+		v->state = VCPU_STATE_HALTED;
+		return 0;
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+		v->stats.exits_window++;
+		return 0;
+	case KVM_EXIT_INTR:
+		v->stats.exits_intr++;
+		return 0;
+	case KVM_EXIT_INTERNAL_ERROR:
+		if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION)
+			return vcpu__handle_emulation_failure(v);
+		vcpu__report(v, "KVM internal error", NULL, 0);
+		fprintf(stderr, "  suberror %u, ndata %u\n",
+			run->internal.suberror, run->internal.ndata);
+		machine__request_stop(v->m, KRG_EXIT_FAILURE,
+				      "vCPU %u: KVM internal error %u", v->index,
+				      run->internal.suberror);
+		return -1;
+	case KVM_EXIT_SHUTDOWN:
+		vcpu__report(v, "triple fault (KVM_EXIT_SHUTDOWN)", NULL, 0);
+		machine__request_stop(v->m, KRG_EXIT_FAILURE,
+				      "vCPU %u: triple fault", v->index);
+		return -1;
+	case KVM_EXIT_FAIL_ENTRY:
+		vcpu__report(v, "VM entry failed", NULL, 0);
+		fprintf(stderr, "  hardware entry failure reason 0x%llx\n",
+			(unsigned long long)run->fail_entry
+				.hardware_entry_failure_reason);
+		machine__request_stop(v->m, KRG_EXIT_FAILURE,
+				      "vCPU %u: VM entry failed", v->index);
+		return -1;
+	default:
+		name = exit_name(run->exit_reason);
+		if (name)
+			vcpu__report(v, name, NULL, 0);
+		else {
+			char what[64];
+			snprintf(what, sizeof(what), "unexpected exit reason %u",
+				 run->exit_reason);
+			vcpu__report(v, what, NULL, 0);
+		}
+		machine__request_stop(v->m, KRG_EXIT_FAILURE,
+				      "vCPU %u: exit reason %u", v->index,
+				      run->exit_reason);
+		return -1;
+	}
+}

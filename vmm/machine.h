@@ -1,0 +1,133 @@
+/* The machine object: everything one VM is made of, passed down explicitly
+ * (no globals).  Built step by step by machine__build(), run by
+ * machine__run(). */
+#ifndef KRG_VMM_MACHINE_H
+#define KRG_VMM_MACHINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+#include "guestfw/boot.h"
+#include "vcpu/apic.h"
+#include "vcpu/cpu_state.h"
+#include "vmm/device.h"
+#include "vmm/guest_mem.h"
+#include "vmm/vm_config.h"
+
+struct io_bus;
+struct vtimer_service;
+struct irq_router;
+struct vcpu;
+struct pic;
+struct ioapic;
+struct irq_lines;
+struct uart;
+struct console;
+struct rtc;
+struct i8042;
+struct pci_host;
+struct acpi_pm;
+struct debug_exit;
+struct fw_cfg;
+struct pit;
+struct emu_stats;
+
+/* Exit statuses of the krg-vmm process. */
+enum {
+	KRG_EXIT_OK = 0,       /* guest powered off, or the user quit */
+	KRG_EXIT_FAILURE = 1,  /* KVM error, triple fault, unhandled insn */
+	KRG_EXIT_USAGE = 2,    /* bad command line, config, kernel, state */
+};
+
+struct machine {
+	const struct vm_config *cfg;
+	int kvm_fd, vm_fd;
+	int vcpu_mmap_size;
+	bool pvm_host;         /* KVM here is PVM (see PLATFORM.md) */
+	bool pvm_profile;      /* the PVM guest profile is applied */
+	uint64_t tsc_hz;
+
+	struct guest_mem mem;
+	struct io_bus *bus;
+	struct vtimer_service *timers;
+	struct irq_router *router;
+	struct kvm_cpuid2 *cpuid;  /* template before per-vCPU topology */
+	struct cpu_msr_list msrs;  /* MSRs a snapshot carries */
+	int xsave_size;
+
+	unsigned nr_vcpus;
+	struct vcpu **vcpus;
+
+	struct pic *pic;
+	struct ioapic *ioapic;
+	struct irq_lines *irq_lines;
+	struct irq_sink irq;            /* ISA/GSI lines for devices */
+	struct machine_control control; /* devices ask for poweroff/reset */
+	struct uart *uart;
+	struct console *console;
+	struct rtc *rtc;
+	struct i8042 *i8042;
+	struct pci_host *pci;
+	struct acpi_pm *acpi_pm;
+	struct debug_exit *debug_exit;
+	struct fw_cfg *fw_cfg;
+	struct pit *pit;
+	struct emu_stats *emu_stats;
+	pthread_mutex_t emu_lock;
+
+	struct boot_entry boot;
+	char kernel_cmdline[VM_CMDLINE_MAX * 2];
+
+	/* Life cycle: vCPU threads poll these between runs. */
+	pthread_mutex_t life_lock;
+	pthread_cond_t life_cond;
+	atomic_bool stop;           /* leave the run loops */
+	atomic_bool pause;          /* park (for save) */
+	unsigned nr_parked;
+	int exit_status;
+	bool reset_requested;
+	char stop_reason[256];
+};
+
+/* Builds the VM from cfg (KVM, RAM, interrupt controllers, devices,
+ * vCPUs, guest firmware/kernel).  On failure returns KRG_EXIT_USAGE (bad
+ * input) or KRG_EXIT_FAILURE with a one-line reason in err. */
+int machine__build(const struct vm_config *cfg, struct machine **out,
+		   char *err, size_t errlen);
+void machine__destroy(struct machine *m);
+
+/* Runs until the guest powers off, the user quits, or a fatal error;
+ * returns the process exit status.  Handles reset per cfg->on_reset. */
+int machine__run(struct machine *m);
+
+/* Called by any thread: stop the VM with this exit status. */
+void machine__request_stop(struct machine *m, int status, const char *fmt,
+			   ...) __attribute__((format(printf, 3, 4)));
+
+/* vCPU threads call this when m->pause is set: completes nothing itself,
+ * just waits until the pause ends (or stop).  */
+void machine__park_vcpu(struct machine *m);
+
+/* Pause every vCPU (outside KVM_RUN, pending I/O completed) and resume. */
+void machine__pause(struct machine *m);
+void machine__resume(struct machine *m);
+
+/* Whole-machine state (vCPUs, LAPICs, devices) + RAM. */
+int machine__save_file(struct machine *m, const char *path, char *err,
+		       size_t errlen);
+int machine__load_file(struct machine *m, const char *path, char *err,
+		       size_t errlen);
+
+/* The routing hook: deliver a message to local vCPU index. */
+void machine__deliver_local(void *ctx, int vcpu_index,
+			    const struct apic_msg *msg);
+
+void machine__log(const struct machine *m, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif

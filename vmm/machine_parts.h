@@ -1,0 +1,34 @@
+/* The machine builder's steps, one file each (internal to vmm/). */
+#ifndef KRG_VMM_MACHINE_PARTS_H
+#define KRG_VMM_MACHINE_PARTS_H
+
+#include <stddef.h>
+
+struct machine;
+struct state_writer;
+struct state_reader;
+
+/* vmm/machine_boot.c: read and check the kernel/initrd files (exit status
+ * KRG_EXIT_USAGE on bad input), then load them into RAM with the ACPI
+ * tables and E820, and set the BSP's entry state. */
+int machine__read_guest_files(struct machine *m, char *err, size_t errlen);
+void machine__free_guest_files(struct machine *m);
+int machine__load_guest(struct machine *m, char *err, size_t errlen);
+
+/* vmm/machine_cpu.c: the CPUID template (policy, -cpu, PVM profile). */
+/* vmm/machine_run.c: how devices reach the life cycle. */
+void machine__init_control(struct machine *m);
+
+int machine__setup_cpuid(struct machine *m, char *err, size_t errlen);
+
+/* vmm/machine_devices.c: interrupt controllers, devices, io registry. */
+int machine__build_devices(struct machine *m, char *err, size_t errlen);
+void machine__start_devices(struct machine *m);
+void machine__stop_devices(struct machine *m);
+void machine__destroy_devices(struct machine *m);
+int machine__save_devices(struct machine *m, struct state_writer *w,
+			  char *err, size_t errlen);
+int machine__load_devices(struct machine *m, struct state_reader *r,
+			  char *err, size_t errlen);
+
+#endif

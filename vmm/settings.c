@@ -1,0 +1,524 @@
+#include "vmm/settings.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vmm/cpu_features.h"
+#include "vmm/node_list.h"
+
+/* --save-after is turned into nanosecond deadlines; keep it far from
+ * overflow and within what a test could mean. */
+#define SAVE_AFTER_MAX_MS (30ull * 24 * 3600 * 1000)
+
+void settings__errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+void settings__defaults(struct vm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->ram_mib = 256;
+	cfg->nr_vcpus = 1;
+	snprintf(cfg->cpu_model, sizeof(cfg->cpu_model), "host");
+	cfg->serial_stdio = true;
+	cfg->on_reset = VM_RESET_REBOOT;
+	cfg->pvm_profile = VM_PVM_AUTO;
+	cfg->nr_nodes = 1;
+	snprintf(cfg->nodes[0].addr, sizeof(cfg->nodes[0].addr), "local");
+}
+
+int settings__parse_bool(const char *text, bool *out)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (!strcmp(text, yes[i])) {
+			*out = true;
+			return 0;
+		}
+		if (!strcmp(text, no[i])) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Plain decimal only: no sign, no spaces, no hex, overflow rejected. */
+static int parse_u64(const char *p, size_t len, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!len)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned d;
+
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		d = (unsigned)(p[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Splits "a,b=c,..." style values: returns the length of the first item. */
+static size_t item_len(const char *p)
+{
+	const char *comma = strchr(p, ',');
+
+	return comma ? (size_t)(comma - p) : strlen(p);
+}
+
+static int set_memory(struct vm_config *cfg, const char *v, const char *base,
+		      char *err, size_t errlen)
+{
+	const char *p = v;
+	size_t len = item_len(v), digits;
+	uint64_t n, mul = 1;
+
+	if (v[len] == ',') {
+		settings__errf(err, errlen, "unsupported memory option '%s' "
+			       "(krg-vmm takes SIZE or size=SIZE)", v + len + 1);
+		return -1;
+	}
+	if (len >= 5 && !memcmp(p, "size=", 5)) {
+		p += 5;
+		len -= 5;
+	}
+	digits = len;
+	if (len) {
+		switch (p[len - 1]) {
+		case 'M': case 'm': mul = 1; digits--; break;
+		case 'G': case 'g': mul = 1024; digits--; break;
+		case 'T': case 't': mul = 1024 * 1024; digits--; break;
+		}
+	}
+	if (parse_u64(p, digits, &n)) {
+		settings__errf(err, errlen, "invalid memory size '%s' (MiB, or "
+			       "a number with suffix M, G or T)", v);
+		return -1;
+	}
+	if (n > VM_MAX_RAM_MIB / mul) {
+		settings__errf(err, errlen, "memory size '%s' is too large "
+			       "(maximum %llu MiB)", v,
+			       (unsigned long long)VM_MAX_RAM_MIB);
+		return -1;
+	}
+	n *= mul;
+	if (n < VM_MIN_RAM_MIB) {
+		settings__errf(err, errlen, "memory size %llu MiB is too small "
+			       "(minimum %d MiB)", (unsigned long long)n,
+			       VM_MIN_RAM_MIB);
+		return -1;
+	}
+	cfg->ram_mib = n;
+	return 0;
+}
+
+static int set_smp(struct vm_config *cfg, const char *v, const char *base,
+		   char *err, size_t errlen)
+{
+	const char *p = v;
+	size_t len = item_len(v);
+	uint64_t n;
+
+	if (v[len] == ',') {
+		settings__errf(err, errlen, "unsupported smp option '%s' "
+			       "(krg-vmm takes N or cpus=N)", v + len + 1);
+		return -1;
+	}
+	if (len >= 5 && !memcmp(p, "cpus=", 5)) {
+		p += 5;
+		len -= 5;
+	}
+	if (parse_u64(p, len, &n)) {
+		settings__errf(err, errlen, "invalid vCPU count '%s' (expected "
+			       "a number from 1 to %d)", v, VM_MAX_VCPUS);
+		return -1;
+	}
+	if (n == 0) {
+		settings__errf(err, errlen, "vCPU count 0 is invalid: a VM needs "
+			       "at least 1 vCPU");
+		return -1;
+	}
+	if (n > VM_MAX_VCPUS) {
+		settings__errf(err, errlen, "vCPU count %llu exceeds the maximum "
+			       "of %d vCPUs", (unsigned long long)n,
+			       VM_MAX_VCPUS);
+		return -1;
+	}
+	cfg->nr_vcpus = (unsigned)n;
+	return 0;
+}
+
+/* Writes base/rel (or rel alone if absolute or base is NULL/empty). */
+static int join_path(char *out, size_t size, const char *base,
+		     const char *rel, size_t rel_len)
+{
+	int n;
+
+	if (!base || !*base || rel[0] == '/')
+		n = snprintf(out, size, "%.*s", (int)rel_len, rel);
+	else
+		n = snprintf(out, size, "%s%s%.*s", base,
+			     base[strlen(base) - 1] == '/' ? "" : "/",
+			     (int)rel_len, rel);
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+static int set_path(char *dst, const char *what, const char *v,
+		    const char *base, char *err, size_t errlen)
+{
+	char tmp[VM_PATH_MAX];
+
+	if (!*v) {
+		settings__errf(err, errlen, "%s path is empty", what);
+		return -1;
+	}
+	if (strlen(v) > VM_PATH_MAX - 1 ||
+	    join_path(tmp, sizeof(tmp), base, v, strlen(v))) {
+		settings__errf(err, errlen, "%s path is too long (limit %d "
+			       "bytes)", what, VM_PATH_MAX - 1);
+		return -1;
+	}
+	memcpy(dst, tmp, strlen(tmp) + 1);
+	return 0;
+}
+
+static int set_kernel(struct vm_config *cfg, const char *v, const char *base,
+		      char *err, size_t errlen)
+{
+	return set_path(cfg->kernel, "kernel", v, base, err, errlen);
+}
+
+static int set_save_to(struct vm_config *cfg, const char *v, const char *base,
+		       char *err, size_t errlen)
+{
+	return set_path(cfg->state_out, "save-to", v, base, err, errlen);
+}
+
+static int set_restore(struct vm_config *cfg, const char *v, const char *base,
+		       char *err, size_t errlen)
+{
+	return set_path(cfg->state_in, "restore", v, base, err, errlen);
+}
+
+/* "FILE" or, for multiboot, "mod1 args,mod2" with ",," for a literal comma:
+ * only each module's file name (up to its first space) is a path. */
+static int set_initrd(struct vm_config *cfg, const char *v, const char *base,
+		      char *err, size_t errlen)
+{
+	char out[VM_PATH_MAX];
+	size_t o = 0, i = 0;
+	bool at_start = true;
+
+	if (!*v) {
+		settings__errf(err, errlen, "initrd path is empty");
+		return -1;
+	}
+	while (v[i]) {
+		size_t n;
+
+		if (at_start) {
+			n = strcspn(v + i, " ,");
+			if (!n) {
+				settings__errf(err, errlen, "initrd list '%s' "
+					       "has an empty module name", v);
+				return -1;
+			}
+			if (join_path(out + o, sizeof(out) - o, base, v + i, n))
+				goto too_long;
+			o += strlen(out + o);
+			i += n;
+			at_start = false;
+			continue;
+		}
+		if (o + 2 >= sizeof(out))
+			goto too_long;
+		if (v[i] == ',' && v[i + 1] == ',') {
+			out[o++] = ',';
+			out[o++] = ',';
+			i += 2;
+			continue;
+		}
+		if (v[i] == ',')
+			at_start = true;
+		out[o++] = v[i++];
+	}
+	if (at_start) {
+		settings__errf(err, errlen, "initrd list '%s' ends with an empty "
+			       "module", v);
+		return -1;
+	}
+	out[o] = '\0';
+	memcpy(cfg->initrd, out, o + 1);
+	return 0;
+too_long:
+	settings__errf(err, errlen, "initrd path is too long (limit %d bytes)",
+		       VM_PATH_MAX - 1);
+	return -1;
+}
+
+static int set_string(char *dst, size_t size, const char *what, const char *v,
+		      char *err, size_t errlen)
+{
+	if (strlen(v) >= size) {
+		settings__errf(err, errlen, "%s is too long (limit %zu bytes)",
+			       what, size - 1);
+		return -1;
+	}
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+static int set_append(struct vm_config *cfg, const char *v, const char *base,
+		      char *err, size_t errlen)
+{
+	return set_string(cfg->append, sizeof(cfg->append),
+			  "kernel command line", v, err, errlen);
+}
+
+static int set_name(struct vm_config *cfg, const char *v, const char *base,
+		    char *err, size_t errlen)
+{
+	return set_string(cfg->name, sizeof(cfg->name), "name", v, err, errlen);
+}
+
+static int set_cpu(struct vm_config *cfg, const char *v, const char *base,
+		   char *err, size_t errlen)
+{
+	struct cpu_spec spec;
+
+	if (cpu_features__parse(v, &spec, err, errlen))
+		return -1;
+	return set_string(cfg->cpu_model, sizeof(cfg->cpu_model), "-cpu value",
+			  v, err, errlen);
+}
+
+static int set_serial(struct vm_config *cfg, const char *v, const char *base,
+		      char *err, size_t errlen)
+{
+	/* mon:stdio is QEMU's habit; our console keys play the monitor role. */
+	if (!strcmp(v, "stdio") || !strcmp(v, "mon:stdio"))
+		cfg->serial_stdio = true;
+	else if (!strcmp(v, "none"))
+		cfg->serial_stdio = false;
+	else {
+		settings__errf(err, errlen, "unsupported serial backend '%s' "
+			       "(supported: stdio, none)", v);
+		return -1;
+	}
+	return 0;
+}
+
+static int set_display(struct vm_config *cfg, const char *v, const char *base,
+		       char *err, size_t errlen)
+{
+	if (strcmp(v, "none")) {
+		settings__errf(err, errlen, "unsupported display '%s' (krg-vmm "
+			       "has no display; only 'none' is accepted)", v);
+		return -1;
+	}
+	return 0;
+}
+
+static int bool_value(const char *what, const char *v, bool *out, char *err,
+		      size_t errlen)
+{
+	if (settings__parse_bool(v, out)) {
+		settings__errf(err, errlen, "invalid value '%s' for %s (expected "
+			       "true or false)", v, what);
+		return -1;
+	}
+	return 0;
+}
+
+static int set_nographic(struct vm_config *cfg, const char *v,
+			 const char *base, char *err, size_t errlen)
+{
+	return bool_value("nographic", v, &cfg->nographic, err, errlen);
+}
+
+static int set_debug_io(struct vm_config *cfg, const char *v,
+			const char *base, char *err, size_t errlen)
+{
+	return bool_value("debug-io", v, &cfg->debug_io, err, errlen);
+}
+
+static int set_no_reboot(struct vm_config *cfg, const char *v,
+			 const char *base, char *err, size_t errlen)
+{
+	bool b;
+
+	if (bool_value("no-reboot", v, &b, err, errlen))
+		return -1;
+	cfg->on_reset = b ? VM_RESET_EXIT : VM_RESET_REBOOT;
+	return 0;
+}
+
+static int set_on_reset(struct vm_config *cfg, const char *v,
+			const char *base, char *err, size_t errlen)
+{
+	if (!strcmp(v, "reboot"))
+		cfg->on_reset = VM_RESET_REBOOT;
+	else if (!strcmp(v, "exit"))
+		cfg->on_reset = VM_RESET_EXIT;
+	else {
+		settings__errf(err, errlen, "invalid on-reset action '%s' "
+			       "(expected reboot or exit)", v);
+		return -1;
+	}
+	return 0;
+}
+
+static int set_pvm_profile(struct vm_config *cfg, const char *v,
+			   const char *base, char *err, size_t errlen)
+{
+	if (!strcmp(v, "auto"))
+		cfg->pvm_profile = VM_PVM_AUTO;
+	else if (!strcmp(v, "on"))
+		cfg->pvm_profile = VM_PVM_ON;
+	else if (!strcmp(v, "off"))
+		cfg->pvm_profile = VM_PVM_OFF;
+	else {
+		settings__errf(err, errlen, "invalid pvm-profile '%s' (expected "
+			       "auto, on or off)", v);
+		return -1;
+	}
+	return 0;
+}
+
+static int set_nodes(struct vm_config *cfg, const char *v, const char *base,
+		     char *err, size_t errlen)
+{
+	if (node_list__parse(v, cfg->nodes, &cfg->nr_nodes, err, errlen))
+		return -1;
+	cfg->local_nodes = 0;
+	return 0;
+}
+
+static int set_local_nodes(struct vm_config *cfg, const char *v,
+			   const char *base, char *err, size_t errlen)
+{
+	uint64_t n;
+
+	if (parse_u64(v, strlen(v), &n) || n < 1 || n > VM_MAX_NODES) {
+		settings__errf(err, errlen, "invalid local node count '%s' "
+			       "(expected a number from 1 to %d)", v,
+			       VM_MAX_NODES);
+		return -1;
+	}
+	cfg->local_nodes = (unsigned)n;
+	cfg->nr_nodes = 1;
+	memset(cfg->nodes, 0, sizeof(cfg->nodes));
+	snprintf(cfg->nodes[0].addr, sizeof(cfg->nodes[0].addr), "local");
+	return 0;
+}
+
+static int set_save_after(struct vm_config *cfg, const char *v,
+			  const char *base, char *err, size_t errlen)
+{
+	uint64_t n;
+
+	if (parse_u64(v, strlen(v), &n) || n < 1 || n > SAVE_AFTER_MAX_MS) {
+		settings__errf(err, errlen, "invalid save-after delay '%s' "
+			       "(expected milliseconds from 1 to %llu)", v,
+			       SAVE_AFTER_MAX_MS);
+		return -1;
+	}
+	cfg->pause_after_ms = n;
+	return 0;
+}
+
+static const struct setting table[] = {
+	{ "memory", "m", "SIZE", set_memory, 0, NULL },
+	{ "smp", "smp", "N", set_smp, 0, NULL },
+	{ "cpu", "cpu", "MODEL", set_cpu, 0, NULL },
+	{ "name", "name", "NAME", set_name, 0, NULL },
+	{ "kernel", "kernel", "FILE", set_kernel, 0, NULL },
+	{ "initrd", "initrd", "FILE", set_initrd, 0, NULL },
+	{ "append", "append", "STRING", set_append, 0, NULL },
+	{ "serial", "serial", "BACKEND", set_serial, 0, NULL },
+	{ "nographic", "nographic", NULL, set_nographic, SETTING_FLAG, NULL },
+	{ "display", "display", "none", set_display, 0, NULL },
+	{ "no-reboot", "no-reboot", NULL, set_no_reboot,
+	  SETTING_FLAG | SETTING_CLI_ONLY, NULL },
+	{ "on-reset", "on-reset", "ACTION", set_on_reset, 0, NULL },
+	{ "debug-io", "debug-io", NULL, set_debug_io, SETTING_FLAG, NULL },
+	{ "nodes", "nodes", "LIST", set_nodes, 0, "local-nodes" },
+	{ "local-nodes", "local-nodes", "N", set_local_nodes, 0, "nodes" },
+	{ "pvm-profile", "pvm-profile", "MODE", set_pvm_profile, 0, NULL },
+	{ "save-after", "save-after", "MS", set_save_after, 0, NULL },
+	{ "save-to", "save-to", "FILE", set_save_to, 0, NULL },
+	{ "restore", "restore", "FILE", set_restore, 0, NULL },
+};
+
+_Static_assert(sizeof(table) / sizeof(table[0]) <= 64,
+	       "sources track settings in a uint64_t");
+
+const struct setting *settings__table(size_t *count)
+{
+	*count = sizeof(table) / sizeof(table[0]);
+	return table;
+}
+
+size_t settings__index(const struct setting *s)
+{
+	return (size_t)(s - table);
+}
+
+static const struct setting *lookup(const char *name, size_t len, bool key)
+{
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		const char *n = key ? table[i].key : table[i].option;
+
+		if (key && (table[i].flags & SETTING_CLI_ONLY))
+			continue;
+		if (strlen(n) == len && !memcmp(n, name, len))
+			return &table[i];
+	}
+	return NULL;
+}
+
+const struct setting *settings__by_key(const char *name, size_t len)
+{
+	return lookup(name, len, true);
+}
+
+const struct setting *settings__by_option(const char *name, size_t len)
+{
+	return lookup(name, len, false);
+}
+
+int settings__validate(const struct vm_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->pause_after_ms && !cfg->state_out[0]) {
+		settings__errf(err, errlen, "--save-after needs --save-to FILE "
+			       "(where to write the state)");
+		return -1;
+	}
+	if (cfg->state_out[0] && !cfg->pause_after_ms) {
+		settings__errf(err, errlen, "--save-to needs --save-after MS "
+			       "(when to save)");
+		return -1;
+	}
+	if (!cfg->kernel[0] && !cfg->state_in[0]) {
+		settings__errf(err, errlen, "no kernel given: use -kernel FILE "
+			       "(or --restore FILE)");
+		return -1;
+	}
+	return 0;
+}

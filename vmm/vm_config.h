@@ -1,0 +1,47 @@
+/* Everything the user chose about the VM, from the command line or a config
+ * file.  Plain data: `launch` will send it to remote agents (next issue). */
+#ifndef KRG_VMM_VM_CONFIG_H
+#define KRG_VMM_VM_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VM_MAX_VCPUS 64
+#define VM_MIN_RAM_MIB 16
+#define VM_MAX_RAM_MIB (1024ull * 1024) /* 1 TiB */
+#define VM_MAX_NODES 64
+#define VM_PATH_MAX 4096
+#define VM_CMDLINE_MAX 4096
+
+enum vm_reset_action { VM_RESET_REBOOT, VM_RESET_EXIT };
+enum vm_pvm_profile { VM_PVM_AUTO, VM_PVM_ON, VM_PVM_OFF };
+
+struct vm_node {
+	char addr[256]; /* "local" or host:port */
+};
+
+struct vm_config {
+	uint64_t ram_mib;                 /* -m, default 256 */
+	unsigned nr_vcpus;                /* -smp, default 1 */
+	char kernel[VM_PATH_MAX];         /* -kernel */
+	char initrd[VM_PATH_MAX];         /* -initrd */
+	char append[VM_CMDLINE_MAX];      /* -append */
+	char cpu_model[512];              /* -cpu, e.g. "host,-cx16,+x2apic" */
+	bool serial_stdio;                /* -serial stdio (default on) */
+	bool nographic;                   /* -nographic (accepted; no display) */
+	enum vm_reset_action on_reset;    /* --on-reset reboot|exit */
+	enum vm_pvm_profile pvm_profile;  /* --pvm-profile auto|on|off */
+	bool debug_io;                    /* --debug-io: log unknown ports */
+	char config_file[VM_PATH_MAX];    /* --config FILE (already applied) */
+	unsigned nr_nodes;                /* --nodes LIST; default one local */
+	struct vm_node nodes[VM_MAX_NODES];
+	char state_out[VM_PATH_MAX];      /* --save-to FILE (tests) */
+	char state_in[VM_PATH_MAX];       /* --restore FILE */
+	uint64_t pause_after_ms;          /* --save-after MS: pause+save+exit */
+	char name[256];                   /* -name (accepted, for messages) */
+	/* --local-nodes N: run N nodes on this host (0 = not asked; nodes[]
+	 * then holds the single default "local"). */
+	unsigned local_nodes;
+};
+
+#endif
