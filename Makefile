@@ -1,10 +1,15 @@
-# krg-vmm build. `make` builds ./krg-vmm; `make check` runs unit + integration tests
-# (sanitizer build); `make check-stock` boots Debian's stock kernel (long, not in CI).
+# krg-vmm build.
+#   make            builds ./krg-vmm and the test guest
+#   make run        the main job: Debian's stock kernel booted to a shell on a local node
+#   make check      unit + integration tests (sanitizer build)
+#   make check-stock  the long test: Debian's stock kernel on 1 and 2 vCPUs (not in CI)
+#   make bench      microbenchmarks against QEMU, see bench/RESULTS.md
+# `run` and `check` first install missing Debian packages (.ci/install-deps.sh).
 CC      ?= gcc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-unused-parameter -Wvla -Wpointer-arith
 CSTD    := -std=c11 -D_GNU_SOURCE
-INCS    := -I. -I$(BUILD)/gen
+INCS    := -I.
 OPT     ?= -O2 -g
 LIBS    := -lZydis -lZycore -llzma -lzstd -lz -llz4 -lbz2 -lpthread -lrt -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
@@ -20,7 +25,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 
 lib_objs = $(patsubst %.c,$(1)/obj/%.o,$(LIB_SRCS))
 
-.PHONY: all san check check-unit check-integration check-stock bench guest clean
+.PHONY: all san deps run check check-unit check-integration check-stock bench guest clean
 all: krg-vmm guest
 
 krg-vmm: $(BUILD)/krg-vmm
@@ -48,7 +53,16 @@ $(SAN_BUILD)/tests/%: tests/unit/%.c $(call lib_objs,$(SAN_BUILD))
 
 san: $(SAN_BUILD)/krg-vmm
 
-check: check-unit check-integration
+deps:
+	.ci/install-deps.sh
+
+check: deps
+	$(MAKE) check-unit check-integration
+
+run: deps
+	$(MAKE) krg-vmm
+	tests/stock/prepare.sh
+	./krg-vmm launch --config configs/debian-stock.conf
 
 check-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

@@ -210,12 +210,14 @@ static int check_config(struct builder *b)
 		uint32_t id = apic_id_of(cfg, i);
 
 		if (id == 0xFFFFFFFFu)
-			return fail(b, "acpi: vCPU %u has the broadcast APIC ID",
+			return fail(b, "acpi: vCPU %u has APIC ID 0xFFFFFFFF",
 				    i);
-		for (unsigned j = 0; j < i; j++)
-			if (apic_id_of(cfg, j) == id)
-				return fail(b, "acpi: vCPUs %u and %u share APIC ID %u",
-					    j, i, id);
+		for (unsigned j = 0; j < i; j++) {
+			if (apic_id_of(cfg, j) != id)
+				continue;
+			return fail(b, "acpi: vCPUs %u and %u share APIC ID %u",
+				    j, i, id);
+		}
 		if (uses_xapic_entry(cfg, i))
 			used[id / 8] |= (uint8_t)(1u << (id % 8));
 	}
@@ -329,9 +331,12 @@ static int build_fadt(struct builder *b)
 		return -1;
 	size_t o = b->out->blob[b->cur].offset;
 
-	/* FIRMWARE_CTRL/DSDT and their X_ forms name the same tables. */
-	if (add_pointer(b, o + 36, 4, facs) || add_pointer(b, o + 40, 4, dsdt) ||
-	    add_pointer(b, o + 132, 8, facs) || add_pointer(b, o + 140, 8, dsdt))
+	/* The spec wants exactly one of FIRMWARE_CTRL and X_FIRMWARE_CTRL
+	 * non-zero (ACPICA installs the FACS once per field); DSDT and
+	 * X_DSDT may both be set and must then agree. */
+	if (add_pointer(b, o + 36, 4, facs) ||
+	    add_pointer(b, o + 40, 4, dsdt) ||
+	    add_pointer(b, o + 140, 8, dsdt))
 		return -1;
 	wr16(t + 46, ACPI_SCI_IRQ);
 	/* SMI_CMD (48), ACPI_ENABLE/DISABLE stay 0: always in ACPI mode. */
@@ -458,7 +463,8 @@ static int build_root(struct builder *b, const char *sig, uint8_t width)
 			continue;
 		size_t field = b->len;
 
-		if (!blob_grow(b, width) || add_pointer(b, field, width, (int)i))
+		if (!blob_grow(b, width) ||
+		    add_pointer(b, field, width, (int)i))
 			return -1;
 	}
 	return sdt_end(b);

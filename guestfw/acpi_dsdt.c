@@ -26,9 +26,11 @@ static void pci_root_crs(const struct acpi_config *cfg, struct aml_buf *a)
 	aml__rt_word_io(a, 0x0000, 0x0CF7);
 	aml__rt_word_io(a, 0x0D00, 0xFFFF);
 	aml__rt_dword_mem(a, (uint32_t)cfg->pci_hole_start, ACPI_PCI_HOLE_END);
-	if (cfg->pci_mem64_size)
-		aml__rt_qword_mem(a, cfg->pci_mem64_start,
-				  cfg->pci_mem64_start + cfg->pci_mem64_size - 1);
+	if (cfg->pci_mem64_size) {
+		uint64_t start = cfg->pci_mem64_start;
+
+		aml__rt_qword_mem(a, start, start + cfg->pci_mem64_size - 1);
+	}
 	aml__rt_end(a);
 }
 

@@ -320,7 +320,7 @@ static int run_lz4_frame(struct obuf *o, const uint8_t *in, size_t in_len)
 	int rc = -1;
 
 	if (LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION))) {
-		seterr(o->err, o->errlen, "lz4: cannot create decoder");
+		seterr(o->err, o->errlen, "%s: cannot create decoder", o->name);
 		return -1;
 	}
 	for (;;) {
@@ -333,8 +333,8 @@ static int run_lz4_frame(struct obuf *o, const uint8_t *in, size_t in_len)
 		r = LZ4F_decompress(dctx, o->buf + o->len, &dsz, in + pos, &ssz,
 				    NULL);
 		if (LZ4F_isError(r)) {
-			seterr(o->err, o->errlen, "lz4: corrupt data (%s)",
-			       LZ4F_getErrorName(r));
+			seterr(o->err, o->errlen, "%s: corrupt data (%s)",
+			       o->name, LZ4F_getErrorName(r));
 			break;
 		}
 		o->len += dsz;
@@ -346,7 +346,7 @@ static int run_lz4_frame(struct obuf *o, const uint8_t *in, size_t in_len)
 			break;
 		}
 		if (ssz == 0 && dsz == 0) {
-			seterr(o->err, o->errlen, "lz4: data is truncated");
+			seterr(o->err, o->errlen, "%s: data is truncated", o->name);
 			break;
 		}
 	}

@@ -42,7 +42,7 @@ void elf__segment(const struct elf_image *img, unsigned i,
 		  struct elf_segment *seg);
 /* Validates every PT_LOAD (data inside the file, filesz <= memsz, the
  * physical range inside [min_addr, max_end) and inside guest RAM), then
- * copies them to p_paddr and zeroes the bss.  *lo/*hi get the physical
+ * copies them to p_paddr and zeroes the bss.  *lo and *hi get the physical
  * extent.  0, or -1 with err, guest RAM untouched. */
 int elf__load(const struct elf_image *img, const struct guest_mem *mem,
 	      uint64_t min_addr, uint64_t max_end, uint64_t *lo, uint64_t *hi,

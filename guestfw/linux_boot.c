@@ -441,7 +441,10 @@ int linux_boot__load(const struct guest_mem *mem,
 		       cmdline_len, res.info.cmdline_size);
 		return -1;
 	}
-	if (res.info.format == LINUX_IMAGE_BZIMAGE) {
+	if (res.info.format == LINUX_IMAGE_BZIMAGE && in->vmlinux) {
+		rc = load_images(mem, in, &res.info, e820, in->vmlinux,
+				 in->vmlinux_len, &res, err, errlen);
+	} else if (res.info.format == LINUX_IMAGE_BZIMAGE) {
 		if (linux_boot__extract(in->kernel, in->kernel_len, &res.info,
 					&vmlinux, &vmlinux_len, err, errlen))
 			return -1;

@@ -49,6 +49,11 @@ struct linux_boot_params_in {
 	size_t initrd_len;
 	const char *cmdline;   /* NULL: empty */
 	uint64_t rsdp_gpa;     /* 0: let the kernel scan for the RSDP */
+	/* Optional: the bzImage's payload already decompressed by
+	 * linux_boot__extract (e.g. to report errors before creating the
+	 * VM), so it is not decompressed twice.  NULL: decompress here. */
+	const uint8_t *vmlinux;
+	size_t vmlinux_len;
 };
 
 /* What was loaded where, for the log line. */

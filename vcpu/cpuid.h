@@ -8,7 +8,7 @@
 
 #include <linux/kvm.h>
 
-enum cpuid_reg { CPUID_EAX, CPUID_EBX, CPUID_ECX, CPUID_EDX };
+#include "vmm/cpu_features.h" /* enum cpuid_reg */
 
 struct cpuid_bits {
 	uint32_t leaf, subleaf;

@@ -253,7 +253,7 @@ static int source_value(const struct emu_regs *regs, const struct decoded *d,
 	const ZydisDecodedOperand *src = &d->ops[1];
 	uint8_t buf[8] = { 0 };
 	unsigned len = src->size / 8;
-	uint64_t gva;
+	uint64_t gva = 0;
 
 	if (src->type == ZYDIS_OPERAND_TYPE_REGISTER) {
 		if (reg_value(regs, d, src->reg.value, val))

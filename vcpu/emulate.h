@@ -14,17 +14,28 @@
  *   popcnt, lzcnt, tzcnt  r16/r32/r64 from a register or memory source
  *
  * Everything else is refused with the Zydis mnemonic and disassembly.
- * BSWAP, MOVBE, BSF and BSR are left to KVM, whose emulator has them.
+ * BSWAP, BSF and BSR are left to KVM, whose emulator has them (measured).
+ * MOVBE never gets here: KVM's emulator raises #UD itself when the vCPU's
+ * CPUID lacks it, which on PVM it does while the guest's CPUID instruction
+ * shows the host's MOVBE; only clearcpuid=movbe helps (see pvm_profile.h).
  *
  * Event delivery and RIP: PVM delivers an injected exception or interrupt
- * with the guest's current RIP (it has no VM-entry instruction length), and
- * its real-mode path adds a stale length for "soft" events.  So RIP is always
- * advanced here first, interrupts are injected with soft=0, and in real and
- * virtual-8086 mode int3/into become plain interrupts 3/4 (which the IVT
- * delivers identically).  Skipping the gate DPL check of a real INT n is
- * harmless: the fallback only sees CPL0 code (guest user mode runs natively).
- * This matches what PLATFORM.md measured for int3; it is not right for VT-x
- * or AMD-V, where these exits do not happen for these instructions.
+ * with the guest's current RIP (it has no VM-entry instruction length, and
+ * its real-mode path adds a stale one for "soft" events).  So RIP is always
+ * advanced here first, interrupts are injected with soft=0, and in real mode
+ * int3/into become plain interrupts 3/4 (which the IVT delivers the same
+ * way).  Measured on this project's PVM host with a 64-bit CPL0 probe: after
+ * int3 and int 0x80 completed like this the handlers saw the next
+ * instruction's address pushed; with VMX's convention (RIP left at the INT,
+ * soft=1) PVM pushed the INT's own address, so the guest would loop.
+ * Skipping the gate DPL check of a real INT n is harmless: the fallback only
+ * sees CPL0 code (guest user mode runs natively).  On VT-x/AMD-V these
+ * instructions never reach the fallback.
+ *
+ * Not modelled: the #DB a set RFLAGS.TF would raise after a completed
+ * instruction, segment limit checks, and SMAP / protection keys on memory
+ * reads; an unreadable or non-canonical operand is refused rather than
+ * turned into #PF/#GP.
  */
 #ifndef KRG_VMM_EMULATE_H
 #define KRG_VMM_EMULATE_H

@@ -11,6 +11,10 @@
 
 #include "vcpu/lapic.h"
 
+/* Far above any VM (x2APIC IDs are 32-bit, but a table per vCPU is not
+ * meant for millions); keeps the rotation arithmetic in range. */
+#define IRQ_ROUTER_MAX_VCPUS 65536
+
 struct irq_router {
 	pthread_mutex_t lock;
 	int nr_vcpus;
@@ -25,7 +29,7 @@ struct irq_router *irq_router__new(int nr_vcpus, irq_deliver_fn deliver,
 {
 	struct irq_router *r;
 
-	if (nr_vcpus <= 0 || !deliver)
+	if (nr_vcpus <= 0 || nr_vcpus > IRQ_ROUTER_MAX_VCPUS || !deliver)
 		return NULL;
 	r = calloc(1, sizeof(*r));
 	if (!r)

@@ -245,7 +245,7 @@ static bool irr_deliverable(const struct lapic *l, int *vector)
 	return true;
 }
 
-static bool has_work_locked(const struct lapic *l)
+bool lapic_core__has_work(const struct lapic *l)
 {
 	return l->s.nmi_pending || l->s.init_pending || l->s.sipi_pending ||
 	       l->s.extint_pending || lint0_extint(l) ||
@@ -254,14 +254,15 @@ static bool has_work_locked(const struct lapic *l)
 
 static void kick_if_work(struct lapic *l)
 {
-	if (has_work_locked(l) && l->env.kick)
+	if (lapic_core__has_work(l) && l->env.kick)
 		l->env.kick(l->env.ctx);
 }
 
-void lapic_core__update(struct lapic *l)
+void lapic_core__update(struct lapic *l, bool had_work)
 {
 	publish(l);
-	kick_if_work(l);
+	if (!had_work)
+		kick_if_work(l);
 }
 
 void lapic_core__flush(struct lapic *l, const struct lapic_deferred *d)
@@ -301,7 +302,7 @@ void lapic__init_reset(struct lapic *l)
 {
 	pthread_mutex_lock(&l->lock);
 	lapic_core__reset_regs(l);
-	lapic_core__update(l);
+	lapic_core__update(l, false);
 	pthread_mutex_unlock(&l->lock);
 }
 
@@ -397,7 +398,7 @@ void lapic__intr_injected(struct lapic *l, int vector)
 	pthread_mutex_unlock(&l->lock);
 }
 
-void lapic__extint_injected(struct lapic *l)
+void lapic__extint_acked(struct lapic *l)
 {
 	pthread_mutex_lock(&l->lock);
 	l->s.extint_pending = 0;
@@ -424,9 +425,19 @@ bool lapic__has_work(struct lapic *l)
 
 	pthread_mutex_lock(&l->lock);
 	lapic_timer__check(l, l->env.now_ns ? l->env.now_ns(l->env.ctx) : 0);
-	work = has_work_locked(l);
+	work = lapic_core__has_work(l);
 	pthread_mutex_unlock(&l->lock);
 	return work;
+}
+
+bool lapic__has_events(struct lapic *l)
+{
+	bool ev;
+
+	pthread_mutex_lock(&l->lock);
+	ev = l->s.nmi_pending || l->s.init_pending || l->s.sipi_pending;
+	pthread_mutex_unlock(&l->lock);
+	return ev;
 }
 
 uint64_t lapic__get_cr8(struct lapic *l)
@@ -445,8 +456,10 @@ void lapic__set_cr8(struct lapic *l, uint64_t cr8)
 
 	pthread_mutex_lock(&l->lock);
 	if (l->s.tpr != tpr) {
+		bool had = lapic_core__has_work(l);
+
 		l->s.tpr = tpr;
-		lapic_core__update(l);
+		lapic_core__update(l, had);
 	}
 	pthread_mutex_unlock(&l->lock);
 }
@@ -479,6 +492,6 @@ void lapic__post_load(struct lapic *l)
 	l->s.version = LAPIC_VERSION;
 	lapic_timer__post_load(l);
 	l->published_valid = false;
-	lapic_core__update(l);
+	lapic_core__update(l, false);
 	pthread_mutex_unlock(&l->lock);
 }

@@ -171,10 +171,6 @@ enum lapic_intr_kind { LAPIC_INTR_NONE, LAPIC_INTR_VECTOR, LAPIC_INTR_EXTINT };
 enum lapic_intr_kind lapic__pending_intr(struct lapic *l, int *vector);
 /* The vector was injected: IRR -> ISR, priorities updated. */
 void lapic__intr_injected(struct lapic *l, int vector);
-/* An ExtINT was injected (the loop got its vector from pic__ack()): clears
- * the ExtINT message latch.  LINT0's ExtINT is level-driven and clears when
- * the 8259 lowers its output. */
-void lapic__extint_injected(struct lapic *l);
 
 struct lapic_events {
 	bool nmi, init, sipi;
@@ -186,7 +182,8 @@ bool lapic__has_work(struct lapic *l); /* any interrupt/event pending */
 /* NMI, INIT or SIPI pending (these end a halt even with IF=0). */
 bool lapic__has_events(struct lapic *l);
 /* The vCPU loop took an ExtINT's vector from the 8259 (clears a pending
- * ExtINT message; the LINT0 level itself comes from the 8259). */
+ * ExtINT message; LINT0's ExtINT is level-driven and clears when the 8259
+ * lowers its output). */
 void lapic__extint_acked(struct lapic *l);
 
 /* CR8 <-> TPR[7:4] as KVM reports it in kvm_run. */
@@ -196,12 +193,13 @@ void lapic__set_cr8(struct lapic *l, uint64_t cr8);
 /* Current addressing facts (what addr_changed last reported). */
 void lapic__get_addr(struct lapic *l, struct apic_addr *out);
 
-/* Saving: a consistent copy of the state with save_ns stamped (preferred
- * over copying l->s directly, which restores with the same-host clock).
+/* Saving, either way (not both): copy l->s under l->lock (save_ns stays 0;
+ * whoever restores shifts timer_start_ns/timer_deadline_ns onto its clock
+ * before post_load), or lapic__save_state(), which stamps save_ns so that
+ * lapic__post_load() does the shift itself.
  * Restoring: copy a state into l->s, then call lapic__post_load(): it
- * re-arms the host timer (shifted by the time spent saved, or recomputed
- * from the guest TSC for TSC-deadline), republishes the address and kicks
- * the vCPU if anything is pending. */
+ * re-arms the host timer (recomputed from the guest TSC in TSC-deadline
+ * mode), republishes the address and kicks the vCPU if work is pending. */
 void lapic__save_state(struct lapic *l, struct lapic_state *out);
 void lapic__post_load(struct lapic *l);
 

@@ -58,8 +58,11 @@ void lapic_core__write_svr(struct lapic *l, uint32_t val);
 void lapic_core__write_lvt_lint(struct lapic *l, int pin, uint32_t val);
 /* Architectural reset of everything but APIC_BASE and the ID. */
 void lapic_core__reset_regs(struct lapic *l);
-/* Publishes the address if it changed, kicks the vCPU if work is pending. */
-void lapic_core__update(struct lapic *l);
+bool lapic_core__has_work(const struct lapic *l);
+/* Publishes the address if it changed; kicks the vCPU if work is pending
+ * and had_work was false (the vCPU's own register writes pass what
+ * lapic_core__has_work() said before, to spare it a kick per exit). */
+void lapic_core__update(struct lapic *l, bool had_work);
 /* Runs deferred work; l->lock must NOT be held. */
 void lapic_core__flush(struct lapic *l, const struct lapic_deferred *d);
 

@@ -195,6 +195,7 @@ void lapic__mmio(struct lapic *l, uint64_t offset, uint8_t *data,
 	struct lapic_deferred d = LAPIC_DEFERRED_INIT;
 	uint32_t reg = (uint32_t)(offset & 0xFF0), byte = offset & 0xF;
 	uint32_t val = 0;
+	bool had;
 
 	if (!data || !len)
 		return;
@@ -206,17 +207,18 @@ void lapic__mmio(struct lapic *l, uint64_t offset, uint8_t *data,
 	/* In x2APIC mode (or disabled) the page is not decoded. */
 	if (!lapic_hw_enabled(l) || lapic_x2apic(l))
 		goto out;
+	had = lapic_core__has_work(l);
 	if (is_write) {
 		/* Registers take aligned 32-bit stores only. */
 		if (len != 4 || byte)
 			goto out;
 		memcpy(&val, data, 4);
 		xapic_write(l, reg, val, &d);
-		lapic_core__update(l);
+		lapic_core__update(l, had);
 	} else if (byte < 4) {
 		if (reg_read(l, reg, &val)) {
 			lapic_core__error(l, LAPIC_ESR_ILLEGAL_REG);
-			lapic_core__update(l);
+			lapic_core__update(l, had);
 		}
 		val >>= byte * 8;
 		memcpy(data, &val, len < 4 - byte ? len : 4 - byte);
@@ -338,9 +340,11 @@ static int x2apic_write(struct lapic *l, uint32_t reg, uint64_t val,
 int lapic__msr_write(struct lapic *l, uint32_t msr, uint64_t val)
 {
 	struct lapic_deferred d = LAPIC_DEFERRED_INIT;
+	bool had;
 	int ret;
 
 	pthread_mutex_lock(&l->lock);
+	had = lapic_core__has_work(l);
 	if (msr == MSR_IA32_APICBASE) {
 		ret = write_apic_base(l, val);
 	} else if (msr == MSR_IA32_TSC_DEADLINE) {
@@ -353,7 +357,7 @@ int lapic__msr_write(struct lapic *l, uint32_t msr, uint64_t val)
 		ret = -1;
 	}
 	if (!ret)
-		lapic_core__update(l);
+		lapic_core__update(l, had);
 	pthread_mutex_unlock(&l->lock);
 	lapic_core__flush(l, &d);
 	return ret;

@@ -264,6 +264,6 @@ void lapic__timer_expired(struct lapic *l)
 	 * the deadline is still ahead (or was moved), arm again. */
 	if (!lapic_timer__check(l, now_ns(l)) && l->s.timer_deadline_ns)
 		arm(l, l->s.timer_deadline_ns);
-	lapic_core__update(l);
+	lapic_core__update(l, false);
 	pthread_mutex_unlock(&l->lock);
 }

@@ -160,7 +160,7 @@ static enum pagewalk_status walk_32(const struct pagewalk_env *env,
 		/* PSE-36: PDE bits 20:13 hold physical bits 39:32, as far
 		 * as MAXPHYADDR goes; bit 21 and the rest are reserved. */
 		unsigned m = effective_maxphyaddr(cpu);
-		unsigned high_bits = (m > 40 ? 40 : m) - 32;
+		unsigned high_bits = m >= 40 ? 8 : m > 32 ? m - 32 : 0;
 		uint32_t rsvd = (uint32_t)bits(21, 13 + high_bits);
 		uint64_t base;
 

@@ -78,8 +78,11 @@ static void handle_msr(struct vcpu *v, bool is_write)
 	if (lapic__owns_msr(idx)) {
 		if (is_write)
 			r = lapic__msr_write(&v->lapic, idx, run->msr.data);
-		else
-			r = lapic__msr_read(&v->lapic, idx, &run->msr.data);
+		else {
+			uint64_t val = 0;
+			r = lapic__msr_read(&v->lapic, idx, &val);
+			run->msr.data = val;
+		}
 	} else if (v->m->cfg->debug_io) {
 		machine__log(v->m, "vCPU %u: %s of unknown MSR 0x%x -> #GP",
 			     v->index, is_write ? "wrmsr" : "rdmsr", idx);

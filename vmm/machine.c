@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "vcpu/cpuid.h"
+#include "vcpu/emulate.h"
 #include "vcpu/irq_route.h"
 #include "vcpu/vcpu.h"
 #include "vmm/io_bus.h"
@@ -209,6 +210,8 @@ int machine__build(const struct vm_config *cfg, struct machine **out,
 	m->kvm_fd = m->vm_fd = -1;
 	m->mem.memfd = -1;
 	m->nr_vcpus = cfg->nr_vcpus;
+	m->emu_stats = calloc(1, sizeof(*m->emu_stats));
+	machine__init_control(m);
 	pthread_mutex_init(&m->life_lock, NULL);
 	pthread_cond_init(&m->life_cond, NULL);
 	pthread_mutex_init(&m->emu_lock, NULL);
@@ -237,6 +240,11 @@ int machine__build(const struct vm_config *cfg, struct machine **out,
 	status = machine__load_guest(m, err, errlen);
 	if (status)
 		goto fail;
+	if (cfg->state_in[0] &&
+	    machine__load_file(m, cfg->state_in, err, errlen) < 0) {
+		status = KRG_EXIT_USAGE;
+		goto fail;
+	}
 	*out = m;
 	return 0;
 fail:
@@ -271,6 +279,7 @@ void machine__destroy(struct machine *m)
 		close(m->vm_fd);
 	if (m->kvm_fd >= 0)
 		close(m->kvm_fd);
+	free(m->emu_stats);
 	pthread_mutex_destroy(&m->emu_lock);
 	pthread_cond_destroy(&m->life_cond);
 	pthread_mutex_destroy(&m->life_lock);

@@ -36,6 +36,7 @@ struct debug_exit;
 struct fw_cfg;
 struct pit;
 struct emu_stats;
+struct guest_files;
 
 /* Exit statuses of the krg-vmm process. */
 enum {
@@ -80,6 +81,7 @@ struct machine {
 	struct emu_stats *emu_stats;
 	pthread_mutex_t emu_lock;
 
+	struct guest_files *files; /* kernel/initrd read before KVM starts */
 	struct boot_entry boot;
 	char kernel_cmdline[VM_CMDLINE_MAX * 2];
 

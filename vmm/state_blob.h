@@ -38,4 +38,14 @@ int state_reader__get(struct state_reader *r, const char *name,
 int state_reader__get_raw(struct state_reader *r, const char *name,
 			  uint32_t *version, const void **data, size_t *len);
 
+/* Writes buf[0..len) to path atomically: a temporary file in the same
+ * directory, fsync'd, then renamed over path (mode 0600: a saved VM holds
+ * guest memory).  Returns 0, or -1 with one line in err. */
+int state_blob__write_file(const char *path, const void *buf, size_t len,
+			   char *err, size_t errlen);
+/* Reads a whole regular file of at most max bytes into a malloc'd *buf
+ * (owned by the caller).  Returns 0, or -1 with one line in err. */
+int state_blob__read_file(const char *path, uint8_t **buf, size_t *len,
+			  size_t max, char *err, size_t errlen);
+
 #endif

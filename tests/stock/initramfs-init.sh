@@ -4,8 +4,8 @@
 #
 # Under PVM every process the guest starts costs seconds of emulated kernel
 # work (fork, exec, page faults). So this script uses shell builtins wherever
-# it can, and the automatic test runs exactly one extra process, nproc. The
-# busybox build is FEATURE_SH_STANDALONE, so applets run without symlinks.
+# it can, and the automatic test runs few processes (mount x3, nproc,
+# poweroff). prepare.sh links those applets into /bin.
 #
 # The host scripts (tests/stock/lib.sh) parse the "KRG-STOCK: key=value" lines.
 

@@ -23,6 +23,9 @@ STOCK_MILESTONES=(
 	"power_down|reboot: Power down"
 )
 
+# Console lines after which a guest will not finish by itself.
+STOCK_FATAL='KRG-STOCK: poweroff-failed|Kernel panic - not syncing'
+
 stock_say() {
 	printf '%s\n' "$*" >&2
 }
@@ -55,7 +58,7 @@ stock_boot() {
 	local heartbeat=${KRG_STOCK_HEARTBEAT:-60}
 	local t0=$EPOCHREALTIME next_beat=$heartbeat
 	local -A seen=()
-	local pid now m name pat last
+	local pid now m name pat last fatal_at=""
 
 	timeout -k 10 "$tmo" "$@" </dev/null >"$log" 2>&1 &
 	pid=$!
@@ -73,6 +76,16 @@ stock_boot() {
 			fi
 		done
 		((alive)) || break
+		# A guest that panicked without rebooting or failed to power off
+		# never ends by itself: give it a moment, then stop it.
+		if [[ -z $fatal_at ]] && grep -qE -- "$STOCK_FATAL" "$log"; then
+			fatal_at=${now%.*}
+		fi
+		if [[ -n $fatal_at ]] && ((${now%.*} >= fatal_at + 15)); then
+			stock_say "  [$label] stopping: $(tr -d '\r' <"$log" | grep -m1 -oE -- "$STOCK_FATAL")"
+			kill "$pid" 2>/dev/null || true
+			fatal_at=999999999
+		fi
 		if ((${now%.*} >= next_beat)); then
 			last=$(tr -d '\r' <"$log" | grep -v '^[[:space:]]*$' | tail -n 1 | cut -c1-100)
 			stock_say "  [$label] ${now}s, log $(wc -c <"$log") bytes, last: ${last:-<nothing yet>}"

@@ -179,7 +179,11 @@ prepare_initramfs() {
 		mkdir -p "$root/$d"
 	done
 	cp "$w/busybox" "$root/bin/busybox"
-	ln -s busybox "$root/bin/sh"
+	# busybox runs applets without links only once /proc/self/exe exists, so
+	# link what /init runs; the interactive shell installs the rest.
+	for d in sh mount nproc poweroff setsid cttyhack sleep; do
+		ln -s busybox "$root/bin/$d"
+	done
 	cp "$init" "$root/init"
 	chmod 0755 "$root/init" "$root/bin/busybox"
 	# The kernel opens /dev/console for init before anything can mount

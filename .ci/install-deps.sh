@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what krg-vmm needs to build, test and run, from Debian's archive.
+# Used by `make deps` (and so by `make run` / `make check`) and by CI.
+set -euo pipefail
+
+packages=(
+	# build
+	build-essential pkg-config
+	# unit tests
+	check libsubunit-dev
+	# x86 decoder for the emulation fallback
+	libzydis-dev
+	# the distro kernel compressions, decompressed on the host
+	liblzma-dev libzstd-dev zlib1g-dev liblz4-dev libbz2-dev
+	# guest material (busybox initramfs) and the QEMU cross-check/baseline
+	cpio busybox-static qemu-system-x86 qemu-utils seabios
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "krg-vmm: missing packages: ${missing[*]} (run as root, or apt-get install them)" >&2
+	exit 1
+fi
+echo "krg-vmm: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

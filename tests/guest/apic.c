@@ -1,0 +1,111 @@
+/* LAPIC access from user mode and AP bring-up.
+ *
+ * The trick: the page tables map the LAPIC page (0xfee00000) with U/S
+ * set, so in xAPIC mode user code reads and writes LAPIC registers,
+ * the ICR included, with plain movs - no syscall, and under PVM no
+ * emulated kernel code at all: only the MMIO exit itself.  In x2APIC
+ * mode the registers are MSRs, which only CPL0 may touch, so the same
+ * calls go through SYS_APIC_READ/WRITE/SEND_IPI. */
+#include "user.h"
+
+#define LAPIC_BASE	0xfee00000ull
+
+uint32_t cpu_ldr[MAXCPU];
+
+uint32_t apic_read(uint32_t reg)
+{
+	if (use_x2apic)
+		return (uint32_t)sys1(SYS_APIC_READ, reg);
+	return mmio_read32(LAPIC_BASE + reg);
+}
+
+void apic_write(uint32_t reg, uint32_t v)
+{
+	if (use_x2apic)
+		sys2(SYS_APIC_WRITE, reg, v);
+	else
+		mmio_write32(LAPIC_BASE + reg, v);
+}
+
+void apic_send_ipi(uint32_t dest, uint32_t lo)
+{
+	if (use_x2apic) {
+		sys2(SYS_SEND_IPI, dest, lo);
+		return;
+	}
+	for (unsigned i = 0; i < 1000; i++)
+		if (!(mmio_read32(LAPIC_BASE + APIC_ICR_LO) & (1u << 12)))
+			break;
+	mmio_write32(LAPIC_BASE + APIC_ICR_HI, dest << 24);
+	mmio_write32(LAPIC_BASE + APIC_ICR_LO, lo);
+}
+
+void apic_send_ipi_kernel(uint32_t dest, uint32_t lo)
+{
+	sys2(SYS_SEND_IPI, dest, lo);
+}
+
+void lapic_setup(unsigned cpu)
+{
+	uint32_t id, ldr;
+
+	if (use_x2apic && !sys1(SYS_APIC_MODE, 1))
+		fail("cpu %u: could not switch the LAPIC to x2APIC mode", cpu);
+	apic_write(APIC_SVR, 0x100 | VEC_SPURIOUS);
+	apic_write(APIC_TPR, 0);
+	apic_write(APIC_LVT_TIMER, LVT_MASKED | VEC_TIMER);
+	apic_write(APIC_LVT_ERROR, VEC_LVT_ERROR);
+	apic_write(APIC_LVT_LINT0, LVT_MASKED | 0x700);	/* no ExtINT: 8259s unused */
+	apic_write(APIC_ESR, 0);
+
+	id = apic_read(APIC_ID);
+	if (!use_x2apic)
+		id >>= 24;
+	if (id != cpu)
+		fail("cpu %u: LAPIC ID register reads %u, CPUID says %u", cpu, id, cpu);
+
+	/* Logical IDs: flat model in xAPIC (one bit per CPU, CPUs 0-7);
+	 * x2APIC derives LDR from the ID (cluster << 16 | 1 << (id & 15)). */
+	if (use_x2apic) {
+		ldr = apic_read(APIC_LDR);
+		if (ldr != (((cpu >> 4) << 16) | (1u << (cpu & 15))))
+			fail("cpu %u: x2APIC LDR reads %x", cpu, ldr);
+	} else {
+		apic_write(APIC_DFR, 0xffffffff);
+		ldr = cpu < 8 ? 1u << (24 + cpu) : 0;
+		apic_write(APIC_LDR, ldr);
+		if ((apic_read(APIC_LDR) & 0xff000000) != ldr)
+			fail("cpu %u: LDR reads %x after writing %x", cpu,
+			     apic_read(APIC_LDR), ldr);
+		if ((apic_read(APIC_DFR) >> 28) != 0xf)
+			fail("cpu %u: DFR reads %x, flat model expected", cpu,
+			     apic_read(APIC_DFR));
+	}
+	cpu_ldr[cpu] = ldr;
+	if (!(apic_read(APIC_SVR) & 0x100))
+		fail("cpu %u: LAPIC software enable bit does not stick", cpu);
+}
+
+extern char ap_tramp_start[], ap_tramp_end[];
+
+/* Classic MP start: INIT (assert, then de-assert in xAPIC mode), 10 ms,
+ * SIPI, 200 us, SIPI, each AP addressed by its APIC ID.  All INITs go
+ * out first so the 10 ms are waited once, not per AP. */
+void start_aps(unsigned n)
+{
+	uint32_t sipi = 0x600 | ICR_ASSERT | (TRAMPOLINE_ADDR >> 12);
+
+	memcpy((void *)(uint64_t)TRAMPOLINE_ADDR, ap_tramp_start,
+	       (size_t)(ap_tramp_end - ap_tramp_start));
+	for (unsigned id = 1; id < n; id++) {
+		apic_send_ipi(id, 0xc500);	/* INIT, level, assert */
+		if (!use_x2apic)
+			apic_send_ipi(id, 0x8500);	/* INIT, level, de-assert */
+	}
+	delay_us(10000);
+	for (unsigned id = 1; id < n; id++)
+		apic_send_ipi(id, sipi);
+	delay_us(200);
+	for (unsigned id = 1; id < n; id++)
+		apic_send_ipi(id, sipi);
+}

@@ -1,0 +1,86 @@
+/* Constants shared by the test guest's assembly and C: memory layout,
+ * selectors, vectors, per-CPU offsets and the syscall numbers.  Only
+ * #defines here, so boot.S and entry.S can include it. */
+#ifndef KRG_GUEST_DEFS_H
+#define KRG_GUEST_DEFS_H
+
+#define MAXCPU		64	/* matches VM_MAX_VCPUS; APIC IDs 0..MAXCPU-1 */
+#define KSTACK_SHIFT	13
+#define KSTACK_SIZE	(1 << KSTACK_SHIFT)
+#define USTACK_SIZE	16384
+
+/* The AP trampoline is copied here; the SIPI vector is its page number. */
+#define TRAMPOLINE_ADDR	0x8000
+
+/* GDT layout.  syscall/sysret need KCODE, KDATA = KCODE+8 and
+ * UCODE32, UDATA = UCODE32+8, UCODE64 = UCODE32+16 (STAR[63:48] =
+ * UCODE32); sysexitq wants UCODE64 = SYSENTER_CS+32 and a user SS at
+ * SYSENTER_CS+40, hence UDATA2. */
+#define SEL_KCODE	0x08
+#define SEL_KDATA	0x10
+#define SEL_UCODE32	0x18
+#define SEL_UDATA	0x20
+#define SEL_UCODE64	0x28
+#define SEL_UDATA2	0x30
+#define SEL_KCODE32	0x38
+#define SEL_TSS0	0x40	/* 16-byte descriptors, one per CPU */
+#define GDT_ENTRIES	(8 + 2 * MAXCPU)
+
+#define USER_CS		(SEL_UCODE64 | 3)
+#define USER_SS		(SEL_UDATA | 3)
+/* IOPL=3 lets user mode do port I/O itself; IF=1; bit 1 is reserved-one. */
+#define USER_RFLAGS	0x3202
+
+/* How the kernel returns to user mode (cmdline uret=). */
+#define URET_IRET	0	/* default: the only one that works under PVM */
+#define URET_SYSRET	1
+#define URET_SYSEXIT	2
+
+/* Interrupt vectors. */
+#define VEC_TIMER	0x20	/* LAPIC timer */
+#define VEC_LVT_ERROR	0x21
+#define VEC_PIT		0x22	/* PIT channel 0 through IOAPIC pin 2 */
+#define VEC_IPI_BASE	0x40	/* fixed IPI from CPU n uses vector 0x40+n */
+#define VEC_SYSCALL	0x80	/* int $0x80, DPL3 gate (sysc=int80) */
+#define VEC_SPURIOUS	0xff
+
+/* struct pcpu field offsets (checked by _Static_assert in kernel.h). */
+#define PCPU_SELF	0
+#define PCPU_KSTACK	8
+#define PCPU_USER_RSP	16
+#define PCPU_CPU	24
+#define PCPU_X2APIC	32	/* byte: this CPU's LAPIC is in x2APIC mode */
+#define PCPU_TIMER_COUNT 40
+#define PCPU_TIMER_TSC	48
+#define PCPU_TIMER_USER	56
+#define PCPU_SPURIOUS	64
+#define PCPU_LVT_ERROR	72
+#define PCPU_PIT_COUNT	80
+#define PCPU_IPI_TOTAL	88
+#define PCPU_IPICNT	128	/* uint32_t[MAXCPU], indexed by sender */
+#define PCPU_SIZE	512
+
+/* Syscall numbers (rax); arguments in rdi, rsi, rdx; result in rax. */
+#define SYS_EXIT	0	/* (code): write code to port 0xf4 */
+#define SYS_PUTS	1	/* (str, len): print through the kernel */
+#define SYS_CPUID	2	/* (): this CPU's index */
+#define SYS_APIC_MODE	3	/* (x2): switch this LAPIC to x2APIC */
+#define SYS_APIC_READ	4	/* (xapic reg offset) */
+#define SYS_APIC_WRITE	5	/* (xapic reg offset, value) */
+#define SYS_SEND_IPI	6	/* (dest, icr low): kernel writes the ICR */
+#define SYS_WAIT	7	/* (ptr, old): if *ptr == old, sti; hlt; cli */
+#define SYS_RDMSR	8	/* (msr) */
+#define SYS_WRMSR	9	/* (msr, value) */
+#define SYS_NOP		10	/* (): null round trip, for benchmarks */
+#define SYS_MAX		11
+
+/* How user mode enters the kernel for a service (cmdline sysc=). */
+#define SYSC_UD2	0	/* default: ud2 -> #UD, as PVM handles faults right */
+#define SYSC_INT80	1
+#define SYSC_SYSCALL	2
+
+/* Debug-exit values: QEMU's isa-debug-exit exits with (v << 1) | 1. */
+#define EXIT_PASS	0x10	/* status 33 */
+#define EXIT_FAIL	0x11	/* status 35 */
+
+#endif

@@ -1,0 +1,227 @@
+/* Kernel entry and exit paths: syscall, the three ways back to user mode,
+ * and the interrupt/exception stubs.  PVM emulates every kernel-mode
+ * instruction, so the hot handlers (timer, IPI) are a dozen plain
+ * instructions: count in the per-CPU area through %gs, EOI, iretq.
+ * GS base is set once per CPU by wrmsr and never swapped: user mode
+ * does not use %gs for anything else. */
+#include "defs.h"
+
+	.text
+	.code64
+
+/* EOI for the current CPU's LAPIC; clobbers rax, rcx, rdx. */
+.macro EOI
+	cmpb $0, %gs:PCPU_X2APIC
+	jne 91f
+	movl $0xfee000b0, %eax
+	movl $0, (%rax)
+	jmp 92f
+91:	movl $0x80b, %ecx
+	xorl %eax, %eax
+	xorl %edx, %edx
+	wrmsr
+92:
+.endm
+
+/* syscall: rax = number, rdi/rsi/rdx = arguments.  SFMASK cleared IF.
+ * sys_dispatch(a0, a1, a2, nr) is ordinary C, so only rcx/r11 (the
+ * return RIP/RFLAGS) need saving; the user side declares the rest of
+ * the caller-saved registers clobbered. */
+	.globl syscall_entry
+syscall_entry:
+	movq %rsp, %gs:PCPU_USER_RSP
+	movq %gs:PCPU_KSTACK, %rsp
+	pushq %rcx
+	pushq %r11
+	movq %rax, %rcx
+	call sys_dispatch
+	popq %r11
+	popq %rcx
+	/* fall through */
+
+/* Return to user mode at rcx with rflags r11 and the stack saved in
+ * pcpu->user_rsp, keeping rax and rdi.  iretq unless uret= chose
+ * otherwise (kernel.c says why). */
+return_to_user:
+	cmpb $URET_SYSRET, uret_mode(%rip)
+	je 2f
+	cmpb $URET_SYSEXIT, uret_mode(%rip)
+	je 3f
+	pushq $USER_SS
+	pushq %gs:PCPU_USER_RSP
+	pushq %r11
+	pushq $USER_CS
+	pushq %rcx
+	iretq
+2:	movq %gs:PCPU_USER_RSP, %rsp
+	sysretq
+3:	/* sysexitq: RIP = rdx, RSP = rcx, RFLAGS untouched. */
+	movq %rcx, %rdx
+	movq %gs:PCPU_USER_RSP, %rcx
+	pushq %r11
+	popfq
+	sysexitq
+
+/* The other two ways into the kernel for a service (user chooses with
+ * sysc=): a ud2 at the user's gate raises #UD, or int $0x80 through a
+ * DPL3 gate.  Both arrive through the IDT like any exception - the path
+ * PVM gets right, where its `syscall` leaves the guest at CPL3 - and
+ * return with iretq, which restores the user's RFLAGS.IF too.  Register
+ * convention as for syscall; rcx and r11 may be clobbered. */
+	.balign 16
+	.globl isr_ud
+isr_ud:
+	testb $3, 8(%rsp)		/* #UD in the kernel is a real one */
+	jz 1f
+	movq (%rsp), %rcx
+	cmpw $0x0b0f, (%rcx)		/* ud2 */
+	jne 1f
+	addq $2, (%rsp)
+	movq %rax, %rcx
+	call sys_dispatch
+	sti	/* PROBE */
+	nop
+	cli
+	iretq
+1:	pushq $0
+	pushq $6
+	jmp exc_common
+
+	.balign 16
+	.globl isr_int80
+isr_int80:
+	movq %rax, %rcx
+	call sys_dispatch
+	iretq
+
+/* enter_user(rip, rsp, arg): first entry of a CPU into user mode. */
+	.globl enter_user
+enter_user:
+	movq %rsi, %gs:PCPU_USER_RSP
+	movq %rdi, %rcx
+	movq %rdx, %rdi
+	movl $USER_RFLAGS, %r11d
+	jmp return_to_user
+
+/* SYS_WAIT: sti's interrupt shadow covers hlt, so an interrupt that is
+ * already pending wakes the hlt instead of being taken before it. */
+	.globl k_wait_irq
+k_wait_irq:
+	sti
+	hlt
+	cli
+	ret
+
+/* Timer: count, stamp the TSC, count again if it interrupted user mode. */
+	.balign 16
+	.globl isr_timer
+isr_timer:
+	pushq %rax
+	pushq %rdx
+	pushq %rcx
+	rdtsc
+	shlq $32, %rdx
+	orq %rdx, %rax
+	movq %rax, %gs:PCPU_TIMER_TSC
+	incq %gs:PCPU_TIMER_COUNT
+	testb $3, 32(%rsp)		/* saved CS */
+	jz 1f
+	incq %gs:PCPU_TIMER_USER
+1:	EOI
+	popq %rcx
+	popq %rdx
+	popq %rax
+	iretq
+
+	.balign 16
+	.globl isr_lvt_error
+isr_lvt_error:
+	incq %gs:PCPU_LVT_ERROR
+	jmp count_eoi_return
+
+	.balign 16
+	.globl isr_pit
+isr_pit:
+	incq %gs:PCPU_PIT_COUNT
+	jmp count_eoi_return
+
+	.balign 16
+	.globl isr_spurious
+isr_spurious:
+	incq %gs:PCPU_SPURIOUS		/* no EOI for the spurious vector */
+	iretq
+
+/* One 16-byte stub per sender: vector VEC_IPI_BASE + n counts into
+ * pcpu->ipi_cnt[n].  The jump is encoded by hand as rel32 so every stub
+ * has the same size and the IDT builder can compute their addresses. */
+	.balign 16
+	.globl ipi_stubs
+ipi_stubs:
+	.set i, 0
+	.rept MAXCPU
+	.balign 16
+	incl %gs:(PCPU_IPICNT + 4 * i)
+	.byte 0xe9
+	.long count_eoi_return - . - 4
+	.set i, i + 1
+	.endr
+	.balign 16
+	.globl ipi_stubs_end
+ipi_stubs_end:
+
+count_eoi_return:
+	pushq %rax
+	pushq %rcx
+	pushq %rdx
+	incq %gs:PCPU_IPI_TOTAL
+	EOI
+	popq %rdx
+	popq %rcx
+	popq %rax
+	iretq
+
+/* Exceptions 0-31: push a dummy error code where the CPU pushes none,
+ * then the vector, and report through C; these never return. */
+	.balign 16
+	.globl exc_stubs
+exc_stubs:
+	.set i, 0
+	.rept 32
+	.balign 16
+	.if (i == 8) || ((i >= 10) && (i <= 14)) || (i == 17) || (i == 21) || (i == 29) || (i == 30)
+	.else
+	pushq $0
+	.endif
+	pushq $i
+	.byte 0xe9
+	.long exc_common - . - 4
+	.set i, i + 1
+	.endr
+	.balign 16
+	.globl exc_stubs_end
+exc_stubs_end:
+
+exc_common:
+	pushq %r15
+	pushq %r14
+	pushq %r13
+	pushq %r12
+	pushq %r11
+	pushq %r10
+	pushq %r9
+	pushq %r8
+	pushq %rbp
+	pushq %rdi
+	pushq %rsi
+	pushq %rdx
+	pushq %rcx
+	pushq %rbx
+	pushq %rax
+	movq %rsp, %rdi
+	andq $-16, %rsp
+	call exception_report
+1:	cli
+	hlt
+	jmp 1b
+
+	.section .note.GNU-stack, "", @progbits

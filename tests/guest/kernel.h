@@ -1,0 +1,62 @@
+/* Kernel-mode half of the test guest: per-CPU data, descriptor tables,
+ * syscalls, exception reports.  Kept small because PVM emulates every
+ * instruction of it. */
+#ifndef KRG_GUEST_KERNEL_H
+#define KRG_GUEST_KERNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "defs.h"
+
+struct pcpu {
+	struct pcpu *self;
+	uint64_t kstack_top;
+	uint64_t user_rsp;
+	uint64_t cpu;
+	uint8_t x2apic;
+	uint8_t pad0[7];
+	volatile uint64_t timer_count;
+	volatile uint64_t timer_tsc;	/* TSC read by the last timer interrupt */
+	volatile uint64_t timer_user;	/* timer interrupts that hit CPL3 */
+	volatile uint64_t spurious;
+	volatile uint64_t lvt_error;
+	volatile uint64_t pit_count;
+	volatile uint64_t ipi_total;
+	uint64_t pad1[4];
+	volatile uint32_t ipi_cnt[MAXCPU];	/* by sender */
+	uint8_t pad2[PCPU_SIZE - PCPU_IPICNT - 4 * MAXCPU];
+} __attribute__((aligned(64)));
+
+_Static_assert(offsetof(struct pcpu, kstack_top) == PCPU_KSTACK, "pcpu");
+_Static_assert(offsetof(struct pcpu, user_rsp) == PCPU_USER_RSP, "pcpu");
+_Static_assert(offsetof(struct pcpu, cpu) == PCPU_CPU, "pcpu");
+_Static_assert(offsetof(struct pcpu, x2apic) == PCPU_X2APIC, "pcpu");
+_Static_assert(offsetof(struct pcpu, timer_count) == PCPU_TIMER_COUNT, "pcpu");
+_Static_assert(offsetof(struct pcpu, timer_tsc) == PCPU_TIMER_TSC, "pcpu");
+_Static_assert(offsetof(struct pcpu, timer_user) == PCPU_TIMER_USER, "pcpu");
+_Static_assert(offsetof(struct pcpu, spurious) == PCPU_SPURIOUS, "pcpu");
+_Static_assert(offsetof(struct pcpu, lvt_error) == PCPU_LVT_ERROR, "pcpu");
+_Static_assert(offsetof(struct pcpu, pit_count) == PCPU_PIT_COUNT, "pcpu");
+_Static_assert(offsetof(struct pcpu, ipi_total) == PCPU_IPI_TOTAL, "pcpu");
+_Static_assert(offsetof(struct pcpu, ipi_cnt) == PCPU_IPICNT, "pcpu");
+_Static_assert(sizeof(struct pcpu) == PCPU_SIZE, "pcpu");
+
+extern struct pcpu pcpu[MAXCPU];
+extern uint8_t uret_mode;
+/* Name of the running test, for exception reports (set by user mode). */
+extern const char *volatile cur_test;
+extern uint32_t mb_magic, mb_info;
+
+void kmain(uint64_t cpu, uint64_t bsp);
+uint64_t sys_dispatch(uint64_t a0, uint64_t a1, uint64_t a2, uint64_t nr);
+void exception_report(uint64_t *frame);
+
+/* entry.S */
+void enter_user(uint64_t rip, uint64_t rsp, uint64_t arg);
+void k_wait_irq(void);
+void syscall_entry(void);
+
+/* The user half's entry point (umain.c). */
+void user_start(uint64_t cpu);
+
+#endif

@@ -1,0 +1,398 @@
+/* User-mode main: command line, machine discovery, AP bring-up, the test
+ * sequence, and the console/verdict/barrier helpers every test uses. */
+#include "user.h"
+
+#define MB_BOOT_MAGIC	0x2badb002
+#define FW_CFG_PORT_SEL	0x510
+#define FW_CFG_PORT_DATA 0x511
+#define FW_CFG_SIGNATURE 0x0000
+#define FW_CFG_NB_CPUS	0x0005
+#define BRINGUP_TIMEOUT_US 10000000
+
+struct guest_opts opts = { .test = "all", .apic = APIC_XAPIC, .timeout_s = 60,
+			    .timer_hz = 100 };
+unsigned ncpus = 1;
+bool use_x2apic;
+bool has_tsc_deadline;
+uint8_t sysc_mode = SYSC_UD2;
+
+static char cmdline[512];
+static volatile uint32_t print_lock;
+static volatile uint32_t failed;
+static volatile uint32_t online;
+static volatile uint8_t cpu_up[MAXCPU];
+static volatile uint32_t go;
+static volatile uint32_t bar_count, bar_gen;
+static uint64_t watchdog_end;	/* TSC; 0 until calibrated */
+static uint64_t boot_tsc;
+
+struct test {
+	const char *name;
+	void (*fn)(unsigned cpu);
+	unsigned min_cpus;
+};
+
+static const struct test tests[] = {
+	{ "smp", test_smp, 1 },
+	{ "ipi", test_ipi, 1 },
+	{ "timer", test_timer, 1 },
+	{ "ioapic", test_ioapic, 1 },
+	{ "bench-pio", bench_pio, 1 },
+	{ "bench-mmio", bench_mmio, 1 },
+	{ "bench-syscall", bench_syscall, 1 },
+	{ "bench-ipi", bench_ipi, 2 },
+	{ "bench-timer", bench_timer, 1 },
+};
+#define NTESTS (sizeof(tests) / sizeof(tests[0]))
+
+static const struct test *plan[NTESTS];
+static unsigned nplan;
+
+static void lock_print(void)
+{
+	/* Bounded: a CPU that died holding the lock must not silence the
+	 * others' failure reports. */
+	for (unsigned long i = 0; i < 100000000ul; i++) {
+		if (!__atomic_exchange_n(&print_lock, 1, __ATOMIC_ACQUIRE))
+			return;
+		cpu_relax();
+	}
+}
+
+static void unlock_print(void)
+{
+	__atomic_store_n(&print_lock, 0, __ATOMIC_RELEASE);
+}
+
+static void vline(const char *prefix, const char *f, va_list ap)
+{
+	char buf[256];
+	size_t n = fmt(buf, sizeof(buf), "%s", prefix);
+
+	n += vfmt(buf + n, sizeof(buf) - n - 1, f, ap);
+	buf[n++] = '\n';
+	lock_print();
+	serial_write(buf, n);
+	unlock_print();
+}
+
+void say(const char *f, ...)
+{
+	va_list ap;
+
+	va_start(ap, f);
+	vline("krg-test: ", f, ap);
+	va_end(ap);
+}
+
+void emit(const char *f, ...)
+{
+	va_list ap;
+
+	va_start(ap, f);
+	vline("", f, ap);
+	va_end(ap);
+}
+
+void fail(const char *f, ...)
+{
+	char prefix[64];
+	va_list ap;
+
+	if (!__atomic_exchange_n(&failed, 1, __ATOMIC_SEQ_CST)) {
+		fmt(prefix, sizeof(prefix), "KRG-TEST FAIL %s: ", opts.test);
+		va_start(ap, f);
+		vline(prefix, f, ap);
+		va_end(ap);
+		outb(0xf4, EXIT_FAIL);
+	}
+	for (;;)
+		sys2(SYS_WAIT, 0, 0);
+}
+
+void watchdog_check(const char *what)
+{
+	if (watchdog_end && rdtsc() > watchdog_end)
+		fail("watchdog: no progress after %lu s, waiting for %s",
+		     opts.timeout_s, what);
+}
+
+/* Generation-counting barrier: the last CPU to arrive resets the count
+ * and bumps the generation the others spin on. */
+void barrier(const char *what)
+{
+	uint32_t gen = __atomic_load_n(&bar_gen, __ATOMIC_ACQUIRE);
+
+	if (atomic_inc32(&bar_count) == ncpus - 1) {
+		bar_count = 0;
+		__atomic_store_n(&bar_gen, gen + 1, __ATOMIC_RELEASE);
+		return;
+	}
+	while (__atomic_load_n(&bar_gen, __ATOMIC_ACQUIRE) == gen) {
+		cpu_relax();
+		watchdog_check(what);
+	}
+}
+
+static bool word_is(const char *w, size_t len, const char *s)
+{
+	return strlen(s) == len && !strncmp(w, s, len);
+}
+
+/* key=value words; anything else (QEMU puts the kernel path first) is
+ * ignored, and so are unknown keys, so harnesses may add their own. */
+static void parse_cmdline(void)
+{
+	const char *c = cmdline;
+
+	while (*c) {
+		const char *w, *eq;
+		size_t len, klen, vlen;
+
+		while (*c == ' ')
+			c++;
+		w = c;
+		while (*c && *c != ' ')
+			c++;
+		len = (size_t)(c - w);
+		for (eq = w; eq < c && *eq != '='; eq++)
+			;
+		if (eq == c) {
+			if (word_is(w, len, "verbose"))
+				opts.verbose = true;
+			continue;
+		}
+		klen = (size_t)(eq - w);
+		vlen = len - klen - 1;
+		eq++;
+		if (word_is(w, klen, "test")) {
+			if (vlen >= sizeof(opts.test))
+				fail("test name too long");
+			memcpy(opts.test, eq, vlen);
+			opts.test[vlen] = 0;
+		} else if (word_is(w, klen, "apic")) {
+			if (word_is(eq, vlen, "xapic"))
+				opts.apic = APIC_XAPIC;
+			else if (word_is(eq, vlen, "x2apic"))
+				opts.apic = APIC_X2APIC;
+			else if (word_is(eq, vlen, "auto"))
+				opts.apic = APIC_AUTO;
+			else
+				fail("apic= wants xapic, x2apic or auto");
+		} else if (word_is(w, klen, "timeout")) {
+			if (!parse_u64(eq, vlen, &opts.timeout_s) || !opts.timeout_s ||
+			    opts.timeout_s > 86400)
+				fail("bad timeout= (seconds, 1..86400)");
+		} else if (word_is(w, klen, "cpus")) {
+			if (!parse_u64(eq, vlen, &opts.cpus) || !opts.cpus)
+				fail("bad cpus=");
+		} else if (word_is(w, klen, "hz")) {
+			if (!parse_u64(eq, vlen, &opts.timer_hz) || opts.timer_hz < 10 ||
+			    opts.timer_hz > 10000)
+				fail("bad hz= (10..10000)");
+		} else if (word_is(w, klen, "sysc")) {
+			if (word_is(eq, vlen, "ud2"))
+				sysc_mode = SYSC_UD2;
+			else if (word_is(eq, vlen, "int80"))
+				sysc_mode = SYSC_INT80;
+			else if (word_is(eq, vlen, "syscall"))
+				sysc_mode = SYSC_SYSCALL;
+			else
+				fail("sysc= wants ud2, int80 or syscall");
+		} else if (word_is(w, klen, "verbose")) {
+			opts.verbose = !word_is(eq, vlen, "0");
+		} else if (word_is(w, klen, "iters")) {
+			if (!parse_u64(eq, vlen, &opts.iters) || !opts.iters ||
+			    opts.iters > 100000000)
+				fail("bad iters=");
+		}
+	}
+}
+
+static void read_cmdline(void)
+{
+	uint32_t *mbi = (uint32_t *)(uint64_t)mb_info;
+	const char *src;
+	size_t n = 0;
+
+	if (mb_magic != MB_BOOT_MAGIC || mb_info >= (1u << 30) || !(mbi[0] & 4))
+		return;
+	src = (const char *)(uint64_t)mbi[4];
+	if ((uint64_t)src >= (1u << 30))
+		return;
+	while (src[n] && n < sizeof(cmdline) - 1) {
+		cmdline[n] = src[n];
+		n++;
+	}
+	cmdline[n] = 0;
+}
+
+static bool plan_add(const char *name)
+{
+	for (unsigned i = 0; i < NTESTS; i++)
+		if (!strncmp(tests[i].name, name, 32)) {
+			plan[nplan++] = &tests[i];
+			return true;
+		}
+	return false;
+}
+
+static void make_plan(void)
+{
+	if (!strncmp(opts.test, "all", 32)) {
+		plan_add("smp");
+		plan_add("ipi");
+		plan_add("timer");
+	} else if (!strncmp(opts.test, "bench", 32)) {
+		plan_add("bench-pio");
+		plan_add("bench-mmio");
+		plan_add("bench-syscall");
+		if (ncpus >= 2)
+			plan_add("bench-ipi");
+		plan_add("bench-timer");
+	} else if (!plan_add(opts.test)) {
+		fail("unknown test (smp ipi timer ioapic all bench bench-pio "
+		     "bench-mmio bench-syscall bench-ipi bench-timer)");
+	}
+	for (unsigned i = 0; i < nplan; i++)
+		if (ncpus < plan[i]->min_cpus)
+			fail("%s needs at least %u CPUs, have %u", plan[i]->name,
+			     plan[i]->min_cpus, ncpus);
+}
+
+static unsigned fw_cfg_cpus(void)
+{
+	char sig[4];
+	unsigned n;
+
+	outw(FW_CFG_PORT_SEL, FW_CFG_SIGNATURE);
+	for (int i = 0; i < 4; i++)
+		sig[i] = (char)inb(FW_CFG_PORT_DATA);
+	if (memcmp(sig, "QEMU", 4))
+		say("fw_cfg: no \"QEMU\" signature, reading the CPU count anyway");
+	outw(FW_CFG_PORT_SEL, FW_CFG_NB_CPUS);
+	n = inb(FW_CFG_PORT_DATA);
+	n |= (unsigned)inb(FW_CFG_PORT_DATA) << 8;
+	return n;
+}
+
+static void bsp_init(void)
+{
+	uint32_t r[4];
+	unsigned fw;
+
+	serial_init();
+	read_cmdline();
+	say("krg-test-guest starting, cmdline \"%s\"", cmdline);
+	parse_cmdline();
+
+	fw = fw_cfg_cpus();
+	if (!fw || fw > MAXCPU)
+		fail("fw_cfg reports %u CPUs (want 1..%u)", fw, MAXCPU);
+	ncpus = fw;
+	if (opts.cpus) {
+		if (opts.cpus > fw)
+			fail("cpus=%lu but fw_cfg reports only %u", opts.cpus, fw);
+		ncpus = (unsigned)opts.cpus;
+	}
+
+	cpuid(1, 0, r);
+	has_tsc_deadline = r[2] & (1u << 24);
+	if (opts.apic == APIC_X2APIC && !(r[2] & (1u << 21)))
+		fail("apic=x2apic but CPUID.1:ECX.x2APIC is clear");
+	use_x2apic = opts.apic == APIC_X2APIC ||
+		     (opts.apic == APIC_AUTO && (r[2] & (1u << 21)));
+	make_plan();
+	say("%u cpus (fw_cfg %u), %s, tsc-deadline %s, kernel calls via %s, "
+	    "return via %s", ncpus, fw, use_x2apic ? "x2apic" : "xapic",
+	    has_tsc_deadline ? "yes" : "no",
+	    sysc_mode == SYSC_UD2 ? "ud2" : sysc_mode == SYSC_INT80 ? "int $0x80" :
+	    "syscall", sysc_mode != SYSC_SYSCALL ? "iretq" :
+	    uret_mode == URET_SYSRET ? "sysretq" :
+	    uret_mode == URET_SYSEXIT ? "sysexitq" : "iretq");
+	{
+		static const char msg[] = "krg-test: kernel console (SYS_PUTS) ok\n";
+
+		lock_print();
+		sys2(SYS_PUTS, (uint64_t)msg, sizeof(msg) - 1);
+		unlock_print();
+	}
+	lapic_setup(0);
+	tsc_calibrate();
+	boot_tsc = rdtsc();
+	watchdog_end = boot_tsc + opts.timeout_s * tsc_hz;
+}
+
+static void bring_up_aps(void)
+{
+	uint64_t t0 = rdtsc();
+	uint64_t end = t0 + tsc_from_us(BRINGUP_TIMEOUT_US);
+
+	online = 1;
+	if (ncpus == 1)
+		return;
+	start_aps(ncpus);
+	while (online < ncpus) {
+		if (rdtsc() > end) {
+			char missing[192];
+			size_t n = 0;
+
+			for (unsigned c = 1; c < ncpus; c++)
+				if (!cpu_up[c] && n + 24 < sizeof(missing))
+					n += fmt(missing + n, sizeof(missing) - n, " %u%s", c,
+						 pcpu[c].self ? " (reached kmain)" : "");
+			fail("smp: only %u of %u CPUs came up; missing:%s", online,
+			     ncpus, missing);
+		}
+		cpu_relax();
+	}
+	say("smp: all %u cpus up after %lu us", ncpus, tsc_to_us(rdtsc() - t0));
+}
+
+static void run_plan(unsigned cpu)
+{
+	for (unsigned i = 0; i < nplan; i++) {
+		uint64_t t0 = rdtsc();
+
+		barrier("test start");
+		if (cpu == 0)
+			cur_test = plan[i]->name;
+		plan[i]->fn(cpu);
+		barrier(plan[i]->name);
+		if (cpu == 0)
+			say("%s: ok (%lu ms)", plan[i]->name, tsc_to_us(rdtsc() - t0) / 1000);
+	}
+}
+
+void user_start(uint64_t arg)
+{
+	unsigned cpu = arg & 0xff;
+
+	if (arg & 0x100) {
+		bsp_init();
+		bring_up_aps();
+		__atomic_store_n(&go, 1, __ATOMIC_RELEASE);
+		run_plan(cpu);
+		say("total %lu ms", tsc_to_us(rdtsc() - boot_tsc) / 1000);
+		emit("KRG-TEST PASS %s", opts.test);
+		outb(0xf4, EXIT_PASS);
+		for (;;)
+			sys2(SYS_WAIT, 0, 0);
+	}
+	if (cpu >= ncpus) {
+		/* Started although not asked for (cpus=): stay out of the way. */
+		for (;;)
+			sys2(SYS_WAIT, 0, 0);
+	}
+	lapic_setup(cpu);
+	say("cpu %u up", cpu);
+	cpu_up[cpu] = 1;
+	atomic_inc32(&online);
+	while (!__atomic_load_n(&go, __ATOMIC_ACQUIRE)) {
+		cpu_relax();
+		watchdog_check("the BSP to start the tests");
+	}
+	run_plan(cpu);
+	for (;;)
+		sys2(SYS_WAIT, 0, 0);
+}

@@ -1,0 +1,79 @@
+/* krg-vmm: one virtual SMP machine over one or more KVM hosts. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/cli.h"
+#include "vmm/machine.h"
+
+/* Signals are taken synchronously by the machine's signal thread; every
+ * thread created from here on inherits this mask. */
+static void block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int launch(struct vm_config *cfg)
+{
+	char err[512];
+	struct machine *m;
+	int status;
+
+	if (cfg->nr_nodes > 1) {
+		fprintf(stderr,
+			"krg-vmm: this build runs a VM on one node; %u nodes "
+			"were given\n", cfg->nr_nodes);
+		return KRG_EXIT_USAGE;
+	}
+	block_signals();
+	for (;;) {
+		bool reset;
+
+		status = machine__build(cfg, &m, err, sizeof(err));
+		if (status) {
+			fprintf(stderr, "krg-vmm: %s\n", err);
+			return status;
+		}
+		status = machine__run(m);
+		reset = m->reset_requested && status == KRG_EXIT_OK;
+		machine__destroy(m);
+		if (!reset)
+			return status;
+		/* A reset restarts from a fresh machine: same as a
+		 * power cycle, and no device can keep stale state. */
+		cfg->state_in[0] = '\0';
+		fprintf(stderr, "krg-vmm: rebooting\n");
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static struct vm_config cfg;
+	enum cli_verb verb;
+	char err[512];
+
+	if (cli__parse(argc, argv, &cfg, &verb, err, sizeof(err)) < 0) {
+		fprintf(stderr, "krg-vmm: %s\n", err);
+		return KRG_EXIT_USAGE;
+	}
+	switch (verb) {
+	case CLI_HELP:
+		fputs(cli__help_text(), stdout);
+		return 0;
+	case CLI_VERSION:
+		fputs(cli__version_text(), stdout);
+		return 0;
+	case CLI_LAUNCH:
+		break;
+	}
+	return launch(&cfg);
+}

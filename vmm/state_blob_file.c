@@ -1,0 +1,188 @@
+/* State blobs on disk: written so that a crash or a full disk never leaves a
+ * half-written file under the final name, read with a size cap so that a
+ * wrong path (a disk image, /dev/zero) cannot exhaust memory. */
+#include "vmm/state_blob.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Makes the rename durable; failure only weakens crash safety, so it is
+ * not reported. */
+static void sync_parent_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int fd;
+
+	if (!slash)
+		dir = strdup(".");
+	else
+		dir = strndup(path, slash == path ? 1 : (size_t)(slash - path));
+	if (!dir)
+		return;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(dir);
+	if (fd < 0)
+		return;
+	fsync(fd);
+	close(fd);
+}
+
+int state_blob__write_file(const char *path, const void *buf, size_t len,
+			   char *err, size_t errlen)
+{
+	size_t plen = strlen(path);
+	char *tmp;
+	int fd, e;
+
+	if (!plen) {
+		errf(err, errlen, "state file path is empty");
+		return -1;
+	}
+	tmp = malloc(plen + sizeof(".tmp-XXXXXX"));
+	if (!tmp) {
+		errf(err, errlen, "out of memory writing '%s'", path);
+		return -1;
+	}
+	memcpy(tmp, path, plen);
+	memcpy(tmp + plen, ".tmp-XXXXXX", sizeof(".tmp-XXXXXX"));
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		errf(err, errlen, "cannot create a file next to '%s': %s",
+		     path, strerror(errno));
+		free(tmp);
+		return -1;
+	}
+	errno = 0;
+	if (write_all(fd, buf, len) || fsync(fd)) {
+		e = errno ? errno : EIO;
+		close(fd);
+		goto fail;
+	}
+	if (close(fd)) {
+		e = errno;
+		goto fail;
+	}
+	if (rename(tmp, path)) {
+		e = errno;
+		goto fail;
+	}
+	free(tmp);
+	sync_parent_dir(path);
+	return 0;
+fail:
+	unlink(tmp);
+	free(tmp);
+	errf(err, errlen, "cannot write state file '%s': %s", path,
+	     strerror(e));
+	return -1;
+}
+
+int state_blob__read_file(const char *path, uint8_t **buf, size_t *len,
+			  size_t max, char *err, size_t errlen)
+{
+	struct stat st;
+	uint8_t *b, extra;
+	size_t size, got = 0;
+	ssize_t n;
+	int fd;
+
+	*buf = NULL;
+	*len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		errf(err, errlen, "cannot open state file '%s': %s", path,
+		     strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st)) {
+		errf(err, errlen, "cannot stat state file '%s': %s", path,
+		     strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		errf(err, errlen, "state file '%s' is not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	if (st.st_size < 0 || (uint64_t)st.st_size > max) {
+		errf(err, errlen, "state file '%s' is %lld bytes, more than "
+		     "the limit of %zu", path, (long long)st.st_size, max);
+		close(fd);
+		return -1;
+	}
+	size = (size_t)st.st_size;
+	b = malloc(size ? size : 1);
+	if (!b) {
+		errf(err, errlen, "out of memory reading '%s' (%zu bytes)",
+		     path, size);
+		close(fd);
+		return -1;
+	}
+	while (got < size) {
+		n = read(fd, b + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			errf(err, errlen, "cannot read state file '%s': %s",
+			     path, strerror(errno));
+			goto fail;
+		}
+		if (!n)
+			break;
+		got += (size_t)n;
+	}
+	/* A file that shrank or grew under us is not the file we sized. */
+	do
+		n = read(fd, &extra, 1);
+	while (n < 0 && errno == EINTR);
+	if (got != size || n != 0) {
+		errf(err, errlen, "state file '%s' changed while being read",
+		     path);
+		goto fail;
+	}
+	close(fd);
+	*buf = b;
+	*len = size;
+	return 0;
+fail:
+	close(fd);
+	free(b);
+	return -1;
+}
