@@ -371,6 +371,19 @@ static int complete_decoded(struct emu_regs *regs, const struct decoded *d,
 	case ZYDIS_MNEMONIC_LZCNT:
 	case ZYDIS_MNEMONIC_TZCNT:
 		return complete_bitcount(regs, d, env, out);
+	case ZYDIS_MNEMONIC_CLAC:
+	case ZYDIS_MNEMONIC_STAC:
+		/* SMAP's user-access window: only EFLAGS.AC changes.  Outside
+		 * CPL0 the CPU raises #UD, which we leave to a report. */
+		if (regs->cpl != 0)
+			return refuse(out, "%s outside ring 0 (#UD)", out->text);
+		if (d->insn.mnemonic == ZYDIS_MNEMONIC_CLAC)
+			regs->rflags &= ~EMU_RFLAGS_AC;
+		else
+			regs->rflags |= EMU_RFLAGS_AC;
+		regs->rip = next_ip(regs, d->insn.length);
+		out->kind = EMU_DONE;
+		return 0;
 	default:
 		return refuse(out, "KVM could not emulate %s and krg-vmm does "
 			      "not complete it: %s (%s mode)", out->mnemonic,
@@ -495,6 +508,7 @@ void emulate__regs_from_kvm(const struct kvm_regs *k,
 	regs->ds_base = s->ds.base;
 	regs->es_base = s->es.base;
 	regs->ss_base = s->ss.base;
+	regs->cpl = s->cs.dpl;
 	regs->fs_base = s->fs.base;
 	regs->gs_base = s->gs.base;
 	regs->mode = emulate__cpu_mode(s->cr0, s->efer, k->rflags, s->cs.l,

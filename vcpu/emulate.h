@@ -75,6 +75,7 @@ enum emu_gpr {
 #define EMU_RFLAGS_SF (1ull << 7)
 #define EMU_RFLAGS_OF (1ull << 11)
 #define EMU_RFLAGS_VM (1ull << 17)
+#define EMU_RFLAGS_AC (1ull << 18)
 
 struct emu_regs {
 	uint64_t gpr[EMU_NR_GPRS];
@@ -83,6 +84,7 @@ struct emu_regs {
 	 * are used, as the CPU does. */
 	uint64_t fs_base, gs_base, cs_base, ds_base, es_base, ss_base;
 	enum emu_cpu_mode mode;
+	uint8_t cpl; /* current privilege level (CS.DPL as KVM reports it) */
 };
 
 /* Reads guest memory at a linear (virtual) address: 0, or -1 if it cannot

@@ -188,10 +188,12 @@ static void sb_str(struct sbuf *b, const char *s)
 	sb_put(b, s, strlen(s));
 }
 
+static const char *const pvm_switches[PVM_NR_SWITCHES] = PVM_SWITCHES;
+
 struct cmdline_scan {
 	size_t len;             /* strlen of the command line */
 	size_t insert_at;       /* where new words go: end, or at "--" */
-	bool has_noxsave;
+	unsigned have_switch; /* bit i: PVM_SWITCHES[i] is there */
 	bool has_clear;
 	size_t clear_val, clear_end; /* the last clearcpuid= value */
 };
@@ -218,8 +220,10 @@ static void scan_cmdline(const char *s, size_t len, struct cmdline_scan *sc)
 			sc->insert_at = start;
 			return;
 		}
-		if (n == strlen(PVM_NOXSAVE) && !strncmp(s + start, PVM_NOXSAVE, n))
-			sc->has_noxsave = true;
+		for (unsigned i = 0; i < PVM_NR_SWITCHES; i++)
+			if (n == strlen(pvm_switches[i]) &&
+			    !strncmp(s + start, pvm_switches[i], n))
+				sc->have_switch |= 1u << i;
 		if (n >= 11 && !strncmp(s + start, "clearcpuid=", 11)) {
 			sc->has_clear = true;
 			sc->clear_val = start + 11;
@@ -266,7 +270,14 @@ int pvm_profile__amend_cmdline(char *cmdline, size_t size,
 		}
 		pos += n + 1;
 	}
-	r.added_noxsave = !sc.has_noxsave;
+	for (unsigned i = 0; i < PVM_NR_SWITCHES; i++) {
+		if (sc.have_switch & (1u << i))
+			continue;
+		size_t used = strlen(r.switches_text);
+		snprintf(r.switches_text + used, sizeof(r.switches_text) - used,
+			 "%s%s", used ? " " : "", pvm_switches[i]);
+		r.added_switches++;
+	}
 	r.merged = sc.has_clear && r.added_features;
 
 	out = (struct sbuf){ malloc(size), size, 0 };
@@ -280,14 +291,21 @@ int pvm_profile__amend_cmdline(char *cmdline, size_t size,
 	} else {
 		sb_put(&out, cmdline, sc.insert_at);
 	}
-	if (r.added_noxsave || (r.added_features && !sc.has_clear)) {
+	if (r.added_switches || (r.added_features && !sc.has_clear)) {
+		bool first = true;
 		/* New words: separated from what precedes, and from "--". */
 		if (out.len && !is_space(cmdline[sc.insert_at ? sc.insert_at - 1 : 0]))
 			sb_put(&out, " ", 1);
-		if (r.added_noxsave)
-			sb_str(&out, PVM_NOXSAVE);
+		for (unsigned i = 0; i < PVM_NR_SWITCHES; i++) {
+			if (sc.have_switch & (1u << i))
+				continue;
+			if (!first)
+				sb_put(&out, " ", 1);
+			sb_str(&out, pvm_switches[i]);
+			first = false;
+		}
 		if (r.added_features && !sc.has_clear) {
-			if (r.added_noxsave)
+			if (!first)
 				sb_put(&out, " ", 1);
 			sb_str(&out, "clearcpuid=");
 			sb_put(&out, val.p, val.len);
@@ -352,25 +370,27 @@ int pvm_profile__summary(const struct pvm_host *host,
 	sb_str(&b, ": CPUID masks ");
 	put_masks(&b);
 	sb_str(&b, " (PVM may force some back); ");
-	if (res && (res->added_noxsave || res->added_features)) {
+	if (res && (res->added_switches || res->added_features)) {
 		sb_str(&b, "kernel command line += ");
-		if (res->added_noxsave)
-			sb_str(&b, PVM_NOXSAVE " ");
+		if (res->added_switches) {
+			sb_str(&b, res->switches_text);
+			sb_str(&b, " ");
+		}
 		if (res->merged)
 			sb_str(&b, "clearcpuid items merged into the given one");
 		else if (res->added_features)
 			sb_str(&b, "clearcpuid=" PVM_CLEARCPUID_LIST);
 		sb_str(&b, "; ");
 	} else if (res) {
-		sb_str(&b, "kernel command line already has noxsave and "
-			   "clearcpuid=; ");
+		sb_str(&b, "kernel command line already has noxsave, "
+			   "nosmap and clearcpuid=; ");
 	}
 	if (res && res->dropped[0]) {
 		sb_str(&b, "WARNING: clearcpuid= is full, not added: ");
 		sb_str(&b, res->dropped);
 		sb_str(&b, "; ");
 	}
-	sb_str(&b, "int3, int n, into, popcnt, lzcnt, tzcnt completed by the "
+	sb_str(&b, "int3, int n, into, popcnt, lzcnt, tzcnt, clac, stac completed by the "
 		   "VMM when KVM cannot emulate them; --pvm-profile off to "
 		   "disable");
 out:

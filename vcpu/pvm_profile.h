@@ -24,7 +24,11 @@
 
 struct kvm_cpuid2;
 
-#define PVM_NOXSAVE "noxsave"
+/* Plain switches added besides clearcpuid=: no XSAVE (xrstor is not
+ * emulated), and no SMAP (its clac/stac around every user copy are not
+ * emulated either; clearcpuid= has no room left for "smap"). */
+#define PVM_SWITCHES { "noxsave", "nosmap" }
+#define PVM_NR_SWITCHES 2
 /* Exactly the list PLATFORM.md found to work (Linux feature names). */
 #define PVM_CLEARCPUID_LIST                                                 \
 	"popcnt,cx16,avx,avx2,aes,pclmulqdq,sse4_1,sse4_2,bmi1,bmi2,movbe,"  \
@@ -68,7 +72,8 @@ const struct pvm_cpuid_mask *pvm_profile__cpuid_masks(size_t *count);
 unsigned pvm_profile__apply_cpuid(struct kvm_cpuid2 *cpuid);
 
 struct pvm_cmdline_result {
-	bool added_noxsave;
+	unsigned added_switches; /* how many of PVM_SWITCHES were added */
+	char switches_text[32];   /* those added, space-separated */
 	unsigned added_features;  /* clearcpuid items added */
 	bool merged;              /* into the user's own clearcpuid= */
 	char dropped[128];        /* items that would not fit, comma list */

@@ -261,8 +261,20 @@ struct console *console__start(int in_fd, int msg_fd, struct uart *uart,
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	if (isatty(in_fd) && make_raw(in_fd, err, errlen) < 0)
-		goto fail;
+	if (isatty(in_fd)) {
+		/* A background job touching its controlling terminal gets
+		 * SIGTTOU or SIGTTIN and stops: then leave it alone.  (A tty
+		 * that is not ours has no foreground group for us.) */
+		pid_t fg = tcgetpgrp(in_fd);
+
+		if (fg >= 0 && fg != getpgrp()) {
+			c->in_open = false;
+			write_all(msg_fd, "krg-vmm: not in the terminal's "
+				  "foreground: console input disabled\n");
+		} else if (make_raw(in_fd, err, errlen) < 0) {
+			goto fail;
+		}
+	}
 	uart__set_rx_notify(uart, room_notify, c);
 	if (pthread_create(&c->thread, NULL, console_main, c)) {
 		snprintf(err, errlen, "cannot start the console thread");

@@ -57,6 +57,7 @@
 #define PCPU_LVT_ERROR	72
 #define PCPU_PIT_COUNT	80
 #define PCPU_IPI_TOTAL	88
+#define PCPU_BAD_IF	96
 #define PCPU_IPICNT	128	/* uint32_t[MAXCPU], indexed by sender */
 #define PCPU_SIZE	512
 

@@ -23,6 +23,22 @@
 92:
 .endm
 
+/* An interrupt or trap taken in user mode must find IF=1 in the frame:
+ * user code never clears it.  Under PVM a frame built for an interrupt
+ * that was pending while the kernel returned to user mode can carry the
+ * kernel's IF=0 with the user's CS:RIP; iretq would then leave user mode
+ * deaf to interrupts for good.  Count such frames and repair them.
+ * `off` is the offset of the saved RIP from rsp. */
+.macro FIXUP_IF off
+	testb $3, \off+8(%rsp)
+	jz 93f
+	testl $0x200, \off+16(%rsp)
+	jnz 93f
+	orl $0x200, \off+16(%rsp)
+	incq %gs:PCPU_BAD_IF
+93:
+.endm
+
 /* syscall: rax = number, rdi/rsi/rdx = arguments.  SFMASK cleared IF.
  * sys_dispatch(a0, a1, a2, nr) is ordinary C, so only rcx/r11 (the
  * return RIP/RFLAGS) need saving; the user side declares the rest of
@@ -77,6 +93,7 @@ isr_ud:
 	cmpw $0x0b0f, (%rcx)		/* ud2 */
 	jne 1f
 	addq $2, (%rsp)
+	FIXUP_IF 0
 	movq %rax, %rcx
 	call sys_dispatch
 	sti	/* PROBE */
@@ -90,6 +107,7 @@ isr_ud:
 	.balign 16
 	.globl isr_int80
 isr_int80:
+	FIXUP_IF 0
 	movq %rax, %rcx
 	call sys_dispatch
 	iretq
@@ -127,7 +145,8 @@ isr_timer:
 	testb $3, 32(%rsp)		/* saved CS */
 	jz 1f
 	incq %gs:PCPU_TIMER_USER
-1:	EOI
+1:	FIXUP_IF 24
+	EOI
 	popq %rcx
 	popq %rdx
 	popq %rax
@@ -149,6 +168,7 @@ isr_pit:
 	.globl isr_spurious
 isr_spurious:
 	incq %gs:PCPU_SPURIOUS		/* no EOI for the spurious vector */
+	FIXUP_IF 0
 	iretq
 
 /* One 16-byte stub per sender: vector VEC_IPI_BASE + n counts into
@@ -174,6 +194,7 @@ count_eoi_return:
 	pushq %rcx
 	pushq %rdx
 	incq %gs:PCPU_IPI_TOTAL
+	FIXUP_IF 24
 	EOI
 	popq %rdx
 	popq %rcx

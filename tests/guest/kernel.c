@@ -72,7 +72,7 @@ static void set_gate_dpl(unsigned vec, const void *fn, unsigned dpl)
 	idt[vec].off0 = (uint16_t)a;
 	idt[vec].sel = SEL_KCODE;
 	idt[vec].ist = 0;
-	idt[vec].type = (uint8_t)(0x8e | dpl << 5);	/* 64-bit interrupt gate */
+	idt[vec].type = (uint8_t)(0x8f | dpl << 5);	/* PROBE trap gate */
 	idt[vec].off1 = (uint16_t)(a >> 16);
 	idt[vec].off2 = (uint32_t)(a >> 32);
 }

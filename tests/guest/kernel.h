@@ -22,7 +22,8 @@ struct pcpu {
 	volatile uint64_t lvt_error;
 	volatile uint64_t pit_count;
 	volatile uint64_t ipi_total;
-	uint64_t pad1[4];
+	volatile uint64_t bad_if;	/* user frames with IF=0, repaired */
+	uint64_t pad1[3];
 	volatile uint32_t ipi_cnt[MAXCPU];	/* by sender */
 	uint8_t pad2[PCPU_SIZE - PCPU_IPICNT - 4 * MAXCPU];
 } __attribute__((aligned(64)));
@@ -38,6 +39,7 @@ _Static_assert(offsetof(struct pcpu, spurious) == PCPU_SPURIOUS, "pcpu");
 _Static_assert(offsetof(struct pcpu, lvt_error) == PCPU_LVT_ERROR, "pcpu");
 _Static_assert(offsetof(struct pcpu, pit_count) == PCPU_PIT_COUNT, "pcpu");
 _Static_assert(offsetof(struct pcpu, ipi_total) == PCPU_IPI_TOTAL, "pcpu");
+_Static_assert(offsetof(struct pcpu, bad_if) == PCPU_BAD_IF, "pcpu");
 _Static_assert(offsetof(struct pcpu, ipi_cnt) == PCPU_IPICNT, "pcpu");
 _Static_assert(sizeof(struct pcpu) == PCPU_SIZE, "pcpu");
 

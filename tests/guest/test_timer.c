@@ -136,6 +136,26 @@ static void periodic(unsigned cpu)
 {
 	struct pcpu *p = &pcpu[cpu];
 
+	if (opts.verbose) {	/* PROBE */
+		volatile uint32_t *c = &pcpu[cpu].ipi_cnt[cpu];
+		uint32_t v0 = *c;
+		apic_send_ipi(cpu, VEC_IPI_BASE + cpu);
+		delay_us(100000);
+		say("probe: user self ipi: %u -> %u", v0, *c);
+		v0 = *c;
+		apic_send_ipi_kernel(cpu, VEC_IPI_BASE + cpu);
+		delay_us(100000);
+		say("probe: kernel self ipi: %u -> %u", v0, *c);
+		sys0(SYS_NOP);
+		delay_us(1000);
+		say("probe: after nop syscall: %u", *c);
+		sys2(SYS_WAIT, (uint64_t)&pcpu[cpu].timer_count, pcpu[cpu].timer_count);
+		say("probe: after wait: %u", *c);
+		v0 = *c;
+		apic_send_ipi(cpu, VEC_IPI_BASE + cpu);
+		delay_us(100000);
+		say("probe: user self ipi: %u -> %u", v0, *c);
+	}
 	apic_write(APIC_LVT_TIMER, LVT_PERIODIC | VEC_TIMER);
 	apic_write(APIC_TMICT, (uint32_t)(lapic_hz[cpu] / TIMER_HZ));
 	if (!wait_u64_ge(&p->timer_count, p->timer_count + 1, 1000000))

@@ -15,7 +15,7 @@ STOCK_MEM_MIN_PCT=${KRG_STOCK_MEM_MIN_PCT:-85}
 # "quiet" the kernel prints only warnings and worse (and its power-off line),
 # so mostly the /init markers show.
 STOCK_MILESTONES=(
-	"linux_version|^(\[[ 0-9.]+\] )?Linux version"
+	"linux_version|\] Linux version |^Linux version "
 	"memory|\] Memory: |^Memory: "
 	"smp_up|smp: Brought up"
 	"run_init|Run /init as init process"
@@ -33,6 +33,12 @@ stock_say() {
 stock_die() {
 	printf 'stock: %s\n' "$*" >&2
 	exit 1
+}
+
+# stdin without CRs, terminal escape sequences (firmware clears the screen)
+# and other control characters.
+stock_clean() {
+	tr -d '\r' | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1b[A-Za-z]//g' | tr -cd '[:print:]\t\n'
 }
 
 # Seconds since an $EPOCHREALTIME value, one decimal.
@@ -58,7 +64,7 @@ stock_boot() {
 	local heartbeat=${KRG_STOCK_HEARTBEAT:-60}
 	local t0=$EPOCHREALTIME next_beat=$heartbeat
 	local -A seen=()
-	local pid now m name pat last fatal_at=""
+	local pid now m name pat last size fatal_at=""
 
 	timeout -k 10 "$tmo" "$@" </dev/null >"$log" 2>&1 &
 	pid=$!
@@ -67,10 +73,12 @@ stock_boot() {
 		local alive=1
 		kill -0 "$pid" 2>/dev/null || alive=0
 		now=$(stock_since "$t0")
+		# Match every milestone against the same prefix of the growing log.
+		size=$(wc -c <"$log")
 		for m in "${STOCK_MILESTONES[@]}"; do
 			name=${m%%|*}
 			pat=${m#*|}
-			if [[ -z ${seen[$name]:-} ]] && grep -qE -- "$pat" "$log"; then
+			if [[ -z ${seen[$name]:-} ]] && (($(head -c "$size" "$log" | grep -cE -- "$pat"))); then
 				seen[$name]=$now
 				STOCK_SEEN+="$name=${now}s "
 			fi
@@ -87,7 +95,7 @@ stock_boot() {
 			fatal_at=999999999
 		fi
 		if ((${now%.*} >= next_beat)); then
-			last=$(tr -d '\r' <"$log" | grep -v '^[[:space:]]*$' | tail -n 1 | cut -c1-100)
+			last=$(stock_clean <"$log" | grep -v '^[[:space:]]*$' | tail -n 1 | cut -c1-100)
 			stock_say "  [$label] ${now}s, log $(wc -c <"$log") bytes, last: ${last:-<nothing yet>}"
 			next_beat=$((next_beat + heartbeat))
 		fi
@@ -101,7 +109,9 @@ stock_boot() {
 
 # The value of the first "KRG-STOCK: KEY=value" line of LOG (CR stripped).
 stock_marker() {
-	tr -d '\r' <"$1" | sed -n "s/.*KRG-STOCK: $2=//p" | head -n 1
+	# awk reads to the end: an early exit would SIGPIPE tr under pipefail.
+	tr -d '\r' <"$1" | awk -v k="KRG-STOCK: $2=" \
+		'!done && (i = index($0, k)) { print substr($0, i + length(k)); done = 1 }'
 }
 
 # stock_check LOG NCPUS MEM_MIB RC
@@ -162,12 +172,29 @@ stock_markers() {
 	tr -d '\r' <"$1" | grep -o 'KRG-STOCK: [a-z_]*=.*' | grep -v 'KRG-STOCK: banner=' || true
 }
 
-# stock_qemu N LOG: boot the artifacts under QEMU TCG; sets what stock_boot sets.
+# stock_qemu N KERNEL LOG: boot KERNEL (vmlinuz, or vmlinux through QEMU's PVH
+# entry, which skips the in-guest decompressor) with the initramfs under QEMU
+# TCG; sets what stock_boot sets. No NIC: its option ROM only costs time.
 stock_qemu() {
-	local n=$1 log=$2
+	local n=$1 kernel=$2 log=$3
 	stock_boot "qemu-tcg smp$n" "${KRG_QEMU_TIMEOUT:-300}" 0.2 "$log" \
 		qemu-system-x86_64 -accel tcg -M pc -m "$STOCK_MEM_MIB" -smp "$n" \
-		-nographic -serial stdio -monitor none -no-reboot \
-		-kernel "$STOCK_WORK/vmlinuz" -initrd "$STOCK_WORK/initramfs.cpio.gz" \
+		-nographic -serial stdio -monitor none -no-reboot -nic none \
+		-kernel "$kernel" -initrd "$STOCK_WORK/initramfs.cpio.gz" \
 		-append "${KRG_QEMU_APPEND:-console=ttyS0 panic=-1 krg.autotest=1}"
+}
+
+# stock_verdict LOG NCPUS: runs stock_check on the last stock_boot; sets
+# STOCK_VERDICT (PASS/FAIL) and STOCK_FAILS (the failure lines).
+stock_verdict() {
+	if STOCK_FAILS=$(stock_check "$1" "$2" "$STOCK_MEM_MIB" "$STOCK_RC"); then
+		STOCK_VERDICT=PASS
+	else
+		STOCK_VERDICT=FAIL
+	fi
+}
+
+# The markers of LOG on one line: "uname=... nproc=... ...".
+stock_marker_line() {
+	stock_markers "$1" | sed 's/^KRG-STOCK: //' | paste -sd ' ' -
 }

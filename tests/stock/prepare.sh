@@ -56,7 +56,7 @@ resolve_kernel_pkg() {
 	fi
 	ver=$(candidate "$meta")
 	[[ -n $ver ]] || stock_die "apt knows no $meta (apt-get update?)"
-	apt-cache show "$meta=$ver" | awk -F': ' '/^Depends:/ { print $2; exit }' |
+	apt-cache show "$meta=$ver" | awk -F': ' '/^Depends:/ && !done { print $2; done = 1 }' |
 		tr ',' '\n' | sed -n 's/^ *\(linux-image-[^ ]*\).*/\1/p' | head -n 1
 }
 

@@ -187,8 +187,11 @@ START_TEST(test_gpe)
 	wr(acpi_pm__io_gpe, 3, 1, 1 << 3); /* GPE0_EN bit 11 */
 	ck_assert(irqs.level[ACPI_PM_SCI_IRQ]);
 	ck_assert_uint_eq(rd(acpi_pm__io_gpe, 2, 2), 1 << 11);
+	acpi_pm__set_gpe(&pm, 9);
 	wr(acpi_pm__io_gpe, 1, 1, 1 << 3); /* write-1-to-clear */
 	ck_assert(!irqs.level[ACPI_PM_SCI_IRQ]);
+	ck_assert_uint_eq(rd(acpi_pm__io_gpe, 0, 2), 1 << 9); /* untouched */
+	wr(acpi_pm__io_gpe, 0, 2, 1 << 9);
 	ck_assert_uint_eq(rd(acpi_pm__io_gpe, 0, 2), 0);
 	acpi_pm__set_gpe(&pm, 99); /* out of range: ignored */
 	ck_assert_uint_eq(rd(acpi_pm__io_gpe, 0, 4), 1 << 27);

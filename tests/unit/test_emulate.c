@@ -477,6 +477,33 @@ START_TEST(into_cases)
 }
 END_TEST
 
+/* clac/stac (0f 01 ca / 0f 01 cb): only EFLAGS.AC and RIP change. */
+START_TEST(clac_stac)
+{
+	struct emu_regs r = regs64(), before;
+	struct emu_action a;
+
+	r.rflags = 0x2 | EMU_RFLAGS_AC | EMU_RFLAGS_ZF;
+	before = r;
+	ck_assert_int_eq(RUN(&r, NULL, &a, 0x0f, 0x01, 0xca), 0);
+	ck_assert_int_eq(a.kind, EMU_DONE);
+	ck_assert_uint_eq(r.rflags, 0x2 | EMU_RFLAGS_ZF);
+	ck_assert_uint_eq(r.rip, before.rip + 3);
+	ck_assert_mem_eq(r.gpr, before.gpr, sizeof(r.gpr));
+
+	ck_assert_int_eq(RUN(&r, NULL, &a, 0x0f, 0x01, 0xcb), 0);
+	ck_assert_uint_eq(r.rflags, 0x2 | EMU_RFLAGS_ZF | EMU_RFLAGS_AC);
+	ck_assert_uint_eq(r.rip, before.rip + 6);
+
+	/* At CPL3 the CPU raises #UD: refused, nothing changed. */
+	r.cpl = 3;
+	before = r;
+	ck_assert_int_eq(RUN(&r, NULL, &a, 0x0f, 0x01, 0xca), -1);
+	ck_assert_int_eq(a.kind, EMU_REFUSED);
+	ck_assert_mem_eq(&r, &before, sizeof(r));
+}
+END_TEST
+
 /* --- refusals --- */
 
 START_TEST(refuse_unlisted)
@@ -857,6 +884,7 @@ static Suite *emulate_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, popcnt_reg_widths);
+	tcase_add_test(tc, clac_stac);
 	tcase_add_test(tc, lzcnt_reg);
 	tcase_add_test(tc, tzcnt_reg);
 	tcase_add_test(tc, matches_host_cpu);

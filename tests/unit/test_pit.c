@@ -235,6 +235,12 @@ START_TEST(test_mode3_square_wave)
 		clk.now += 100;
 	ck_assert_uint_eq(in8(0x61) & PIT61_OUT2, PIT61_OUT2);
 	ck_assert_uint_eq(latched(2), 100 - 2 * ticks(t0, clk.now));
+	while (ticks(t0, clk.now) < 49)
+		clk.now += 100;
+	ck_assert_uint_eq(in8(0x61) & PIT61_OUT2, PIT61_OUT2); /* last high */
+	while (ticks(t0, clk.now) < 50)
+		clk.now += 100;
+	ck_assert_uint_eq(in8(0x61) & PIT61_OUT2, 0); /* second half */
 	while (ticks(t0, clk.now) < 60)
 		clk.now += 100;
 	ck_assert_uint_eq(in8(0x61) & PIT61_OUT2, 0);
@@ -251,6 +257,52 @@ START_TEST(test_mode3_square_wave)
 	ck_assert_uint_eq(in8(0x61) & PIT61_OUT2, 0);
 	out8(0x61, 0);
 	ck_assert_uint_eq(in8(0x61) & PIT61_OUT2, PIT61_OUT2);
+}
+END_TEST
+
+START_TEST(test_gate_triggered_and_strobe)
+{
+	uint64_t t0;
+
+	/* Mode 1: loading does not start it; the gate's rising edge does,
+	 * and OUT is low for the count. */
+	out8(0x61, 0);
+	program(2, 0x02, 100);
+	ck_assert_uint_eq(in8(0x61) & PIT61_OUT2, PIT61_OUT2);
+	clk.now += 1 * MS;
+	ck_assert_uint_eq(latched(2), 100); /* not counting yet */
+	out8(0x61, PIT61_GATE2);
+	t0 = clk.now;
+	ck_assert_uint_eq(in8(0x61) & PIT61_OUT2, 0);
+	while (ticks(t0, clk.now) < 99)
+		clk.now += 100;
+	ck_assert_uint_eq(in8(0x61) & PIT61_OUT2, 0);
+	while (ticks(t0, clk.now) < 100)
+		clk.now += 100;
+	ck_assert_uint_eq(in8(0x61) & PIT61_OUT2, PIT61_OUT2);
+	/* Retrigger: low again for a full count. */
+	out8(0x61, 0);
+	out8(0x61, PIT61_GATE2);
+	ck_assert_uint_eq(in8(0x61) & PIT61_OUT2, 0);
+
+	/* Mode 4 on channel 0: OUT high, one low tick at terminal count,
+	 * one IRQ edge. */
+	program(0, 0x08, 100);
+	t0 = clk.now;
+	out8(0x43, 0xE2);
+	ck_assert_uint_eq(in8(0x40) & 0x80, 0x80);
+	while (ticks(t0, clk.now) < 100)
+		clk.now += 100;
+	out8(0x43, 0xE2);
+	ck_assert_uint_eq(in8(0x40) & 0x80, 0x00);
+	ck_assert_int_eq(irqs.rises[PIT_IRQ], 1); /* delivered by the I/O */
+	while (ticks(t0, clk.now) < 101)
+		clk.now += 100;
+	out8(0x43, 0xE2);
+	ck_assert_uint_eq(in8(0x40) & 0x80, 0x80);
+	pit__timer_fire(&pit);
+	ck_assert_int_eq(irqs.rises[PIT_IRQ], 1);
+	ck_assert_uint_eq(clk.armed, 0);
 }
 END_TEST
 
@@ -365,6 +417,7 @@ static Suite *pit_suite(void)
 	tcase_add_test(tc, test_min_timer_period);
 	tcase_add_test(tc, test_mode0_one_shot_irq);
 	tcase_add_test(tc, test_mode3_square_wave);
+	tcase_add_test(tc, test_gate_triggered_and_strobe);
 	tcase_add_test(tc, test_latch_and_readback);
 	tcase_add_test(tc, test_bcd_and_zero_reload);
 	tcase_add_test(tc, test_port61);

@@ -247,33 +247,33 @@ static void amend(const char *in, const char *want)
 	/* idempotent */
 	ck_assert_int_eq(pvm_profile__amend_cmdline(buf, sizeof(buf), &r), 0);
 	ck_assert_str_eq(buf, want);
-	ck_assert(!r.added_noxsave);
+	ck_assert_uint_eq(r.added_switches, 0);
 	ck_assert_uint_eq(r.added_features, 0);
 }
 
 START_TEST(cmdline_append)
 {
-	amend("", "noxsave clearcpuid=" LIST);
+	amend("", "noxsave nosmap clearcpuid=" LIST);
 	amend("console=ttyS0 quiet",
-	      "console=ttyS0 quiet noxsave clearcpuid=" LIST);
-	amend("console=ttyS0 ", "console=ttyS0 noxsave clearcpuid=" LIST);
-	amend("quiet noxsave", "quiet noxsave clearcpuid=" LIST);
-	amend("quiet clearcpuid=" LIST, "quiet clearcpuid=" LIST " noxsave");
+	      "console=ttyS0 quiet noxsave nosmap clearcpuid=" LIST);
+	amend("console=ttyS0 ", "console=ttyS0 noxsave nosmap clearcpuid=" LIST);
+	amend("quiet noxsave", "quiet noxsave nosmap clearcpuid=" LIST);
+	amend("quiet clearcpuid=" LIST, "quiet clearcpuid=" LIST " noxsave nosmap");
 	/* noxsave2 is another word */
-	amend("noxsave2", "noxsave2 noxsave clearcpuid=" LIST);
+	amend("noxsave2", "noxsave2 noxsave nosmap clearcpuid=" LIST);
 }
 END_TEST
 
 START_TEST(cmdline_before_init_args)
 {
 	amend("console=ttyS0 -- single",
-	      "console=ttyS0 noxsave clearcpuid=" LIST " -- single");
-	amend("-- single", "noxsave clearcpuid=" LIST " -- single");
+	      "console=ttyS0 noxsave nosmap clearcpuid=" LIST " -- single");
+	amend("-- single", "noxsave nosmap clearcpuid=" LIST " -- single");
 	/* after "--" it is init's, so it does not count */
 	amend("quiet -- noxsave",
-	      "quiet noxsave clearcpuid=" LIST " -- noxsave");
+	      "quiet noxsave nosmap clearcpuid=" LIST " -- noxsave");
 	/* "--x" is not the separator */
-	amend("a --x", "a --x noxsave clearcpuid=" LIST);
+	amend("a --x", "a --x noxsave nosmap clearcpuid=" LIST);
 }
 END_TEST
 
@@ -286,7 +286,7 @@ START_TEST(cmdline_merge_user_clearcpuid)
 
 	ck_assert_int_eq(pvm_profile__amend_cmdline(buf, sizeof(buf), &r), 0);
 	ck_assert(r.merged);
-	ck_assert(r.added_noxsave);
+	ck_assert_uint_eq(r.added_switches, PVM_NR_SWITCHES);
 	ck_assert_uint_eq(r.added_features, 19);
 	ck_assert_str_eq(r.dropped, "");
 	/* the user's word keeps its place and its items come first */
@@ -309,7 +309,7 @@ START_TEST(cmdline_merge_user_clearcpuid)
 	ck_assert_str_eq(buf, "clearcpuid=pku a clearcpuid=la57,popcnt,cx16,avx,"
 			 "avx2,aes,pclmulqdq,sse4_1,sse4_2,bmi1,bmi2,movbe,"
 			 "rdrand,rdseed,fma,f16c,avx512f,sha_ni,adx,abm,"
-			 "xsaveopt b noxsave");
+			 "xsaveopt b noxsave nosmap");
 	/* our list is 125 characters: next to any user item the last one
 	 * no longer fits Linux's 127 */
 	ck_assert_str_eq(r.dropped, "ssse3");
@@ -317,7 +317,7 @@ START_TEST(cmdline_merge_user_clearcpuid)
 	/* an empty value */
 	snprintf(buf, sizeof(buf), "clearcpuid= quiet");
 	ck_assert_int_eq(pvm_profile__amend_cmdline(buf, sizeof(buf), &r), 0);
-	ck_assert_str_eq(buf, "clearcpuid=" LIST " quiet noxsave");
+	ck_assert_str_eq(buf, "clearcpuid=" LIST " quiet noxsave nosmap");
 }
 END_TEST
 
@@ -354,7 +354,7 @@ START_TEST(cmdline_merge_overflow)
 	ck_assert(!r.merged);
 	ck_assert_uint_eq(r.added_features, 0);
 	ck_assert_uint_eq(strlen(r.dropped), strlen(LIST));
-	ck_assert_uint_eq(strlen(buf), 11 + 200 + strlen(" noxsave"));
+	ck_assert_uint_eq(strlen(buf), 11 + 200 + strlen(" noxsave nosmap"));
 }
 END_TEST
 
@@ -363,7 +363,7 @@ START_TEST(cmdline_no_room)
 	char want[512], buf[512];
 	size_t need;
 
-	snprintf(want, sizeof(want), "root=/dev/vda noxsave clearcpuid=" LIST);
+	snprintf(want, sizeof(want), "root=/dev/vda noxsave nosmap clearcpuid=" LIST);
 	need = strlen(want) + 1;
 	/* exactly enough */
 	snprintf(buf, sizeof(buf), "root=/dev/vda");
@@ -419,7 +419,8 @@ START_TEST(summary_text)
 	struct pvm_host pvm = { .is_pvm = true, .kvm_pvm_module = true,
 				.cpuinfo_read = true };
 	struct pvm_host hw = { .cpuinfo_read = true, .hw_virt = true };
-	struct pvm_cmdline_result r = { .added_noxsave = true,
+	struct pvm_cmdline_result r = { .added_switches = 2,
+					.switches_text = "noxsave nosmap",
 					.added_features = 21 };
 	char buf[2048], small[16];
 	int n;
@@ -433,7 +434,7 @@ START_TEST(summary_text)
 		ck_assert_int_eq(strncmp(buf, head, strlen(head)), 0);
 	}
 	ck_assert_ptr_nonnull(strstr(buf, " popcnt "));
-	ck_assert_ptr_nonnull(strstr(buf, "kernel command line += noxsave "
+	ck_assert_ptr_nonnull(strstr(buf, "kernel command line += noxsave nosmap "
 				      "clearcpuid=" LIST ";"));
 	ck_assert_ptr_nonnull(strstr(buf, "--pvm-profile off to disable"));
 

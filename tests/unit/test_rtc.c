@@ -150,8 +150,9 @@ END_TEST
 
 START_TEST(test_guest_sets_time)
 {
-	/* Linux's way: SET, write everything, clear SET. */
-	cmos_write(RTC_REG_B, RTC_B_SET | RTC_B_24H);
+	/* Linux's way: SET, write everything, clear SET.  SET drops UIE. */
+	cmos_write(RTC_REG_B, RTC_B_SET | RTC_B_UIE | RTC_B_24H);
+	ck_assert_uint_eq(cmos_read(RTC_REG_B), RTC_B_SET | RTC_B_24H);
 	cmos_write(RTC_SECONDS, 0x58);
 	cmos_write(RTC_MINUTES, 0x59);
 	cmos_write(RTC_HOURS, 0x23);
@@ -247,6 +248,13 @@ START_TEST(test_periodic_irq_timing)
 	cmos_write(RTC_REG_A, 0x2F);
 	(void)cmos_read(RTC_REG_C);
 	ck_assert_uint_eq(clk.armed, clk.now + NS / 2);
+	/* Rates 1 and 2 repeat 8 and 9 (256 and 128 Hz). */
+	cmos_write(RTC_REG_A, 0x21);
+	(void)cmos_read(RTC_REG_C);
+	ck_assert_uint_eq(clk.armed, clk.now + 3906250);
+	cmos_write(RTC_REG_A, 0x22);
+	(void)cmos_read(RTC_REG_C);
+	ck_assert_uint_eq(clk.armed, clk.now + 7812500);
 	/* Rate 0 switches the periodic interrupt off. */
 	cmos_write(RTC_REG_A, 0x20);
 	ck_assert_uint_eq(clk.armed, 0);

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -370,7 +371,12 @@ static bool wait_rx(unsigned n)
 	int i;
 
 	for (i = 0; i < 500; i++) {
-		if (UART_FIFO_SIZE - uart__rx_space(&u) >= n)
+		unsigned have;
+
+		pthread_mutex_lock(&u.lock);
+		have = u.s.rx_count;
+		pthread_mutex_unlock(&u.lock);
+		if (have >= n)
 			return true;
 		sleep_ms(10);
 	}
@@ -428,6 +434,49 @@ START_TEST(test_console_feeds_uart)
 }
 END_TEST
 
+START_TEST(test_console_tty_raw_and_restore)
+{
+	struct machine_control mc = { NULL, NULL };
+	struct termios before, during, after;
+	char err[128];
+	struct console *c;
+	int master, slave, msg[2];
+
+	master = posix_openpt(O_RDWR | O_NOCTTY);
+	ck_assert_int_ge(master, 0);
+	ck_assert_int_eq(grantpt(master), 0);
+	ck_assert_int_eq(unlockpt(master), 0);
+	slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+	ck_assert_int_ge(slave, 0);
+	ck_assert_int_eq(pipe2(msg, O_NONBLOCK), 0);
+	ck_assert_int_eq(tcgetattr(slave, &before), 0);
+	ck_assert(before.c_lflag & ICANON);
+	wr(UART_FCR, UART_FCR_ENABLE);
+
+	c = console__start(slave, msg[1], &u, &mc, err, sizeof(err));
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(tcgetattr(slave, &during), 0);
+	ck_assert(!(during.c_lflag & (ICANON | ECHO | ISIG)));
+	ck_assert(!(during.c_iflag & ICRNL));
+	ck_assert(during.c_oflag & OPOST); /* output still cooked */
+	/* Raw: a carriage return arrives as it is, no line buffering. */
+	ck_assert_int_eq(write(master, "q\r", 2), 2);
+	ck_assert(wait_rx(2));
+	ck_assert_uint_eq(rd(UART_RBR), 'q');
+	ck_assert_uint_eq(rd(UART_RBR), '\r');
+
+	console__stop(c);
+	ck_assert_int_eq(tcgetattr(slave, &after), 0);
+	ck_assert_uint_eq(after.c_lflag, before.c_lflag);
+	ck_assert_uint_eq(after.c_iflag, before.c_iflag);
+	console__restore(); /* idempotent */
+	close(slave);
+	close(master);
+	close(msg[0]);
+	close(msg[1]);
+}
+END_TEST
+
 static Suite *uart_suite(void)
 {
 	Suite *s = suite_create("uart");
@@ -452,6 +501,7 @@ static Suite *uart_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_escape_parser);
 	tcase_add_test(tc, test_console_feeds_uart);
+	tcase_add_test(tc, test_console_tty_raw_and_restore);
 	suite_add_tcase(s, tc);
 	return s;
 }

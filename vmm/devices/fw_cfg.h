@@ -57,6 +57,12 @@
 #define FW_CFG_SETUP_DATA 0x0018
 #define FW_CFG_FILE_DIR 0x0019
 #define FW_CFG_FILE_FIRST 0x0020
+/* x86 arch-local keys (SeaBIOS reads some as fallbacks). */
+#define FW_CFG_ACPI_TABLES 0x8000
+#define FW_CFG_SMBIOS_ENTRIES 0x8001
+#define FW_CFG_IRQ0_OVERRIDE 0x8002
+#define FW_CFG_E820_TABLE 0x8003
+#define FW_CFG_HPET 0x8004
 #define FW_CFG_WRITE_CHANNEL 0x4000
 #define FW_CFG_ARCH_LOCAL 0x8000
 #define FW_CFG_INVALID 0xFFFF
