@@ -371,6 +371,23 @@ static int complete_decoded(struct emu_regs *regs, const struct decoded *d,
 	case ZYDIS_MNEMONIC_LZCNT:
 	case ZYDIS_MNEMONIC_TZCNT:
 		return complete_bitcount(regs, d, env, out);
+	case ZYDIS_MNEMONIC_FWAIT:
+		/* #NM when CR0.MP and CR0.TS, else #MF while an unmasked x87
+		 * exception is pending (FSW.ES), else nothing: both are
+		 * faults, so RIP stays on the fwait. */
+		if ((regs->cr0 & EMU_CR0_MP) && (regs->cr0 & EMU_CR0_TS)) {
+			out->vector = 7;
+			out->kind = EMU_INJECT_EXCEPTION;
+			return 0;
+		}
+		if (regs->fpu_fsw & EMU_FSW_ES) {
+			out->vector = 16;
+			out->kind = EMU_INJECT_EXCEPTION;
+			return 0;
+		}
+		regs->rip = next_ip(regs, d->insn.length);
+		out->kind = EMU_DONE;
+		return 0;
 	case ZYDIS_MNEMONIC_CLAC:
 	case ZYDIS_MNEMONIC_STAC:
 		/* SMAP's user-access window: only EFLAGS.AC changes.  Outside
@@ -509,6 +526,7 @@ void emulate__regs_from_kvm(const struct kvm_regs *k,
 	regs->es_base = s->es.base;
 	regs->ss_base = s->ss.base;
 	regs->cpl = s->cs.dpl;
+	regs->cr0 = s->cr0;
 	regs->fs_base = s->fs.base;
 	regs->gs_base = s->gs.base;
 	regs->mode = emulate__cpu_mode(s->cr0, s->efer, k->rflags, s->cs.l,

@@ -76,6 +76,9 @@ enum emu_gpr {
 #define EMU_RFLAGS_OF (1ull << 11)
 #define EMU_RFLAGS_VM (1ull << 17)
 #define EMU_RFLAGS_AC (1ull << 18)
+#define EMU_CR0_MP (1ull << 1)
+#define EMU_CR0_TS (1ull << 3)
+#define EMU_FSW_ES 0x0080
 
 struct emu_regs {
 	uint64_t gpr[EMU_NR_GPRS];
@@ -85,6 +88,8 @@ struct emu_regs {
 	uint64_t fs_base, gs_base, cs_base, ds_base, es_base, ss_base;
 	enum emu_cpu_mode mode;
 	uint8_t cpl; /* current privilege level (CS.DPL as KVM reports it) */
+	uint64_t cr0;    /* for fwait: MP and TS */
+	uint16_t fpu_fsw; /* x87 status word (KVM_GET_FPU), for fwait */
 };
 
 /* Reads guest memory at a linear (virtual) address: 0, or -1 if it cannot

@@ -35,6 +35,7 @@ static const struct pvm_cpuid_mask masks[] = {
 	{ 7, 0, R_EBX, 1u << 19, "adx" },
 	{ 7, 0, R_EBX, 1u << 29, "sha_ni" },
 	{ 0xd, 1, R_EAX, 1u << 0, "xsaveopt" },
+	{ 7, 0, R_EBX, 1u << 20, "smap" },
 	{ 0x80000001, 0, R_ECX, 1u << 5, "abm" },
 };
 
@@ -382,8 +383,8 @@ int pvm_profile__summary(const struct pvm_host *host,
 			sb_str(&b, "clearcpuid=" PVM_CLEARCPUID_LIST);
 		sb_str(&b, "; ");
 	} else if (res) {
-		sb_str(&b, "kernel command line already has noxsave, "
-			   "nosmap and clearcpuid=; ");
+		sb_str(&b, "kernel command line already has noxsave and "
+			   "clearcpuid=; ");
 	}
 	if (res && res->dropped[0]) {
 		sb_str(&b, "WARNING: clearcpuid= is full, not added: ");

@@ -25,14 +25,15 @@
 struct kvm_cpuid2;
 
 /* Plain switches added besides clearcpuid=: no XSAVE (xrstor is not
- * emulated), and no SMAP (its clac/stac around every user copy are not
- * emulated either; clearcpuid= has no room left for "smap"). */
-#define PVM_SWITCHES { "noxsave", "nosmap" }
-#define PVM_NR_SWITCHES 2
-/* Exactly the list PLATFORM.md found to work (Linux feature names). */
+ * emulated; it also takes xsaveopt and the AVX family with it). */
+#define PVM_SWITCHES { "noxsave" }
+#define PVM_NR_SWITCHES 1
+/* PLATFORM.md's list (Linux feature names), with xsaveopt (noxsave
+ * clears it anyway) traded for smap: SMAP's clac/stac around every user
+ * copy are not emulated, and Linux reads at most 127 characters here. */
 #define PVM_CLEARCPUID_LIST                                                 \
 	"popcnt,cx16,avx,avx2,aes,pclmulqdq,sse4_1,sse4_2,bmi1,bmi2,movbe,"  \
-	"rdrand,rdseed,fma,f16c,avx512f,sha_ni,adx,abm,xsaveopt,ssse3"
+	"rdrand,rdseed,fma,f16c,avx512f,sha_ni,adx,abm,smap,ssse3"
 /* Linux copies the clearcpuid= value into a 128-byte buffer and drops the
  * last item if it was cut. */
 #define PVM_CLEARCPUID_MAX 127

@@ -71,6 +71,11 @@ int vcpu__handle_emulation_failure(struct vcpu *v)
 		len = fetch_insn(&pw, sregs.cs.base + kregs.rip, bytes);
 
 	emulate__regs_from_kvm(&kregs, &sregs, &regs);
+	{
+		struct kvm_fpu fpu;
+		if (ioctl(v->fd, KVM_GET_FPU, &fpu) == 0)
+			regs.fpu_fsw = fpu.fsw;
+	}
 	emulate__env_from_host(&env);
 	env.read_guest = pagewalk__read_guest;
 	env.ctx = &pw;

@@ -40,6 +40,7 @@
 #define VEC_TIMER	0x20	/* LAPIC timer */
 #define VEC_LVT_ERROR	0x21
 #define VEC_PIT		0x22	/* PIT channel 0 through IOAPIC pin 2 */
+#define VEC_WAKE	0x23	/* barrier wake-up for CPUs sleeping in hlt */
 #define VEC_IPI_BASE	0x40	/* fixed IPI from CPU n uses vector 0x40+n */
 #define VEC_SYSCALL	0x80	/* int $0x80, DPL3 gate (sysc=int80) */
 #define VEC_SPURIOUS	0xff
@@ -58,6 +59,7 @@
 #define PCPU_PIT_COUNT	80
 #define PCPU_IPI_TOTAL	88
 #define PCPU_BAD_IF	96
+#define PCPU_WAKEUPS	104
 #define PCPU_IPICNT	128	/* uint32_t[MAXCPU], indexed by sender */
 #define PCPU_SIZE	512
 

@@ -24,11 +24,12 @@
 .endm
 
 /* An interrupt or trap taken in user mode must find IF=1 in the frame:
- * user code never clears it.  Under PVM a frame built for an interrupt
- * that was pending while the kernel returned to user mode can carry the
- * kernel's IF=0 with the user's CS:RIP; iretq would then leave user mode
- * deaf to interrupts for good.  Count such frames and repair them.
- * `off` is the offset of the saved RIP from rsp. */
+ * user code never clears it.  A frame with the user's CS but IF=0 means
+ * the VMM or KVM lost RFLAGS.IF (seen here with sysc=syscall under PVM,
+ * where syscall leaves the guest at CPL3 with SFMASK's IF=0); iretq
+ * would then leave user mode deaf to interrupts for good.  Count such
+ * frames - user mode fails the test on them - and repair them so the
+ * report gets out.  `off` is the offset of the saved RIP from rsp. */
 .macro FIXUP_IF off
 	testb $3, \off+8(%rsp)
 	jz 93f
@@ -45,6 +46,9 @@
  * the caller-saved registers clobbered. */
 	.globl syscall_entry
 syscall_entry:
+	movl %cs, %r8d			/* PVM: syscall may leave us at CPL3 */
+	testb $3, %r8b
+	jnz syscall_not_cpl0
 	movq %rsp, %gs:PCPU_USER_RSP
 	movq %gs:PCPU_KSTACK, %rsp
 	pushq %rcx
@@ -96,9 +100,6 @@ isr_ud:
 	FIXUP_IF 0
 	movq %rax, %rcx
 	call sys_dispatch
-	sti	/* PROBE */
-	nop
-	cli
 	iretq
 1:	pushq $0
 	pushq $6
@@ -162,6 +163,12 @@ isr_lvt_error:
 	.globl isr_pit
 isr_pit:
 	incq %gs:PCPU_PIT_COUNT
+	jmp count_eoi_return
+
+	.balign 16
+	.globl isr_wake
+isr_wake:
+	incq %gs:PCPU_WAKEUPS
 	jmp count_eoi_return
 
 	.balign 16

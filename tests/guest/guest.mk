@@ -40,3 +40,5 @@ $(GUEST_OUT)/krg-test-guest: $(GUEST_OBJS) $(GUEST_DIR)/guest.ld
 
 $(GUEST_OUT)/krg-test-guest.bin: $(GUEST_OUT)/krg-test-guest
 	$(GUEST_OBJCOPY) -O binary $< $@
+
+-include $(GUEST_OBJS:.o=.d)

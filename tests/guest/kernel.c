@@ -55,7 +55,7 @@ const char *volatile cur_test = "boot";
 extern uint64_t gdt[];
 extern char ipi_stubs[], exc_stubs[];
 extern char isr_timer[], isr_lvt_error[], isr_pit[], isr_spurious[];
-extern char isr_ud[], isr_int80[];
+extern char isr_ud[], isr_int80[], isr_wake[];
 
 static inline struct pcpu *this_cpu(void)
 {
@@ -72,7 +72,7 @@ static void set_gate_dpl(unsigned vec, const void *fn, unsigned dpl)
 	idt[vec].off0 = (uint16_t)a;
 	idt[vec].sel = SEL_KCODE;
 	idt[vec].ist = 0;
-	idt[vec].type = (uint8_t)(0x8f | dpl << 5);	/* PROBE trap gate */
+	idt[vec].type = (uint8_t)(0x8e | dpl << 5);	/* 64-bit interrupt gate */
 	idt[vec].off1 = (uint16_t)(a >> 16);
 	idt[vec].off2 = (uint32_t)(a >> 32);
 }
@@ -94,6 +94,7 @@ static void build_idt(void)
 	set_gate(VEC_TIMER, isr_timer);
 	set_gate(VEC_LVT_ERROR, isr_lvt_error);
 	set_gate(VEC_PIT, isr_pit);
+	set_gate(VEC_WAKE, isr_wake);
 	set_gate(VEC_SPURIOUS, isr_spurious);
 	set_gate(6, isr_ud);
 	set_gate_dpl(VEC_SYSCALL, isr_int80, 3);
@@ -266,6 +267,17 @@ static void kprint(const char *f, ...)
 	serial_write(buf, n);
 }
 
+/* Reached with a jmp from syscall_entry, still on the user stack and at
+ * CPL3: port I/O works there through the TSS bitmap, nothing else. */
+void syscall_not_cpl0(void)
+{
+	kprint("KRG-TEST FAIL %s: the syscall instruction entered LSTAR at CPL3, "
+	       "not CPL0 (seen under PVM); use sysc=ud2\n", cur_test);
+	outb(0xf4, EXIT_FAIL);
+	for (;;)
+		;
+}
+
 /* frame: rax rbx rcx rdx rsi rdi rbp r8-r15, vector, error code, then the
  * CPU's frame rip cs rflags rsp ss. */
 void exception_report(uint64_t *frame)
@@ -281,6 +293,10 @@ void exception_report(uint64_t *frame)
 	       frame[20], cr2);
 	kprint("krg-test: rax %lx rbx %lx rcx %lx rdx %lx rsi %lx rdi %lx\n",
 	       frame[0], frame[1], frame[2], frame[3], frame[4], frame[5]);
+	if (vec == 6 && frame[17] < (1u << 30) &&
+	    *(volatile uint16_t *)frame[17] == 0x80cd)
+		kprint("krg-test: (int $0x80 from user mode raised #UD: the hypervisor "
+		       "does not deliver software interrupts; use sysc=ud2)\n");
 	if (frame[18] != SEL_KCODE && frame[18] != USER_CS &&
 	    (frame[17] == SEL_KCODE || frame[17] == USER_CS))
 		kprint("krg-test: (frame shifted by one: an external interrupt on "

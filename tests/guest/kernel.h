@@ -23,7 +23,8 @@ struct pcpu {
 	volatile uint64_t pit_count;
 	volatile uint64_t ipi_total;
 	volatile uint64_t bad_if;	/* user frames with IF=0, repaired */
-	uint64_t pad1[3];
+	volatile uint64_t wakeups;	/* VEC_WAKE IPIs (barrier wake-ups) */
+	uint64_t pad1[2];
 	volatile uint32_t ipi_cnt[MAXCPU];	/* by sender */
 	uint8_t pad2[PCPU_SIZE - PCPU_IPICNT - 4 * MAXCPU];
 } __attribute__((aligned(64)));
@@ -40,6 +41,7 @@ _Static_assert(offsetof(struct pcpu, lvt_error) == PCPU_LVT_ERROR, "pcpu");
 _Static_assert(offsetof(struct pcpu, pit_count) == PCPU_PIT_COUNT, "pcpu");
 _Static_assert(offsetof(struct pcpu, ipi_total) == PCPU_IPI_TOTAL, "pcpu");
 _Static_assert(offsetof(struct pcpu, bad_if) == PCPU_BAD_IF, "pcpu");
+_Static_assert(offsetof(struct pcpu, wakeups) == PCPU_WAKEUPS, "pcpu");
 _Static_assert(offsetof(struct pcpu, ipi_cnt) == PCPU_IPICNT, "pcpu");
 _Static_assert(sizeof(struct pcpu) == PCPU_SIZE, "pcpu");
 
@@ -52,6 +54,7 @@ extern uint32_t mb_magic, mb_info;
 void kmain(uint64_t cpu, uint64_t bsp);
 uint64_t sys_dispatch(uint64_t a0, uint64_t a1, uint64_t a2, uint64_t nr);
 void exception_report(uint64_t *frame);
+void syscall_not_cpl0(void);
 
 /* entry.S */
 void enter_user(uint64_t rip, uint64_t rsp, uint64_t arg);

@@ -66,8 +66,8 @@ static bool within_10pct(uint64_t hz)
  * count but not the rate the timer was programmed with, so two things
  * excuse a low count (never a high one): the median interval between
  * the handler's TSC stamps still matches, or the ticks that fell into
- * stretches where this vCPU visibly did not run (gaps between the
- * loop's own rdtsc reads) make up the difference. */
+ * stretches where this vCPU visibly did not run (gaps longer than a
+ * period between the loop's own rdtsc reads) make up the difference. */
 static bool periodic_once(unsigned cpu, unsigned attempt)
 {
 	struct pcpu *p = &pcpu[cpu];
@@ -104,9 +104,9 @@ static bool periodic_once(unsigned cpu, unsigned attempt)
 	sort_i64(intervals[cpu], ni);
 	mhz = ni ? rate_hz(1, (uint64_t)intervals[cpu][ni / 2]) : 0;
 	say("timer: cpu %u: %u Hz programmed, %lu measured (%lu interrupts in %lu ms, "
-	    "%lu in user mode; median interval %lu us; vCPU off for %lu ms)", cpu,
-	    TIMER_HZ, hz, n, tsc_to_us(t1 - t0) / 1000, user,
-	    ni ? tsc_to_us((uint64_t)intervals[cpu][ni / 2]) : 0,
+	    "%lu in user mode; median interval %lu us; vCPU off for %lu ms in "
+	    "gaps over one period)", cpu, TIMER_HZ, hz, n, tsc_to_us(t1 - t0) / 1000,
+	    user, ni ? tsc_to_us((uint64_t)intervals[cpu][ni / 2]) : 0,
 	    tsc_to_us(stolen) / 1000);
 	if (x != lcg_jump(cpu + 7, steps))
 		fail("timer: cpu %u: user-mode LCG result wrong after %lu interrupts", cpu, n);
@@ -118,8 +118,10 @@ static bool periodic_once(unsigned cpu, unsigned attempt)
 		     cpu, hz, TIMER_HZ);
 	if (within_10pct(hz))
 		return true;
+	/* Excusable losses: at most one tick survives a stretch in which
+	 * this vCPU did not run, so a gap of g periods may have eaten g. */
 	ok = n * 4 >= want &&
-	     (within_10pct(mhz) || within_10pct(rate_hz(n + lost, t1 - t0)));
+	     (within_10pct(mhz) || n * 10 + lost * 10 >= want * 9);
 	if (ok)
 		say("timer: cpu %u: warning: %lu of %lu ticks lost to late delivery "
 		    "(host load), rate itself right", cpu, want > n ? want - n : 0, want);
@@ -136,26 +138,6 @@ static void periodic(unsigned cpu)
 {
 	struct pcpu *p = &pcpu[cpu];
 
-	if (opts.verbose) {	/* PROBE */
-		volatile uint32_t *c = &pcpu[cpu].ipi_cnt[cpu];
-		uint32_t v0 = *c;
-		apic_send_ipi(cpu, VEC_IPI_BASE + cpu);
-		delay_us(100000);
-		say("probe: user self ipi: %u -> %u", v0, *c);
-		v0 = *c;
-		apic_send_ipi_kernel(cpu, VEC_IPI_BASE + cpu);
-		delay_us(100000);
-		say("probe: kernel self ipi: %u -> %u", v0, *c);
-		sys0(SYS_NOP);
-		delay_us(1000);
-		say("probe: after nop syscall: %u", *c);
-		sys2(SYS_WAIT, (uint64_t)&pcpu[cpu].timer_count, pcpu[cpu].timer_count);
-		say("probe: after wait: %u", *c);
-		v0 = *c;
-		apic_send_ipi(cpu, VEC_IPI_BASE + cpu);
-		delay_us(100000);
-		say("probe: user self ipi: %u -> %u", v0, *c);
-	}
 	apic_write(APIC_LVT_TIMER, LVT_PERIODIC | VEC_TIMER);
 	apic_write(APIC_TMICT, (uint32_t)(lapic_hz[cpu] / TIMER_HZ));
 	if (!wait_u64_ge(&p->timer_count, p->timer_count + 1, 1000000))

@@ -72,6 +72,15 @@ void barrier(const char *what);
 /* Fail if the global watchdog (timeout=) has expired. */
 void watchdog_check(const char *what);
 
+/* This CPU's index: user mode reads it through the per-CPU GS base. */
+static inline unsigned this_cpu(void)
+{
+	uint64_t c;
+
+	__asm__ volatile("movq %%gs:%c1, %0" : "=r"(c) : "i"(PCPU_CPU));
+	return (unsigned)c;
+}
+
 static inline uint32_t atomic_inc32(volatile uint32_t *p)
 {
 	return __atomic_fetch_add(p, 1, __ATOMIC_SEQ_CST);

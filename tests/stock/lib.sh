@@ -8,7 +8,7 @@ STOCK_ROOT=$(cd "$STOCK_DIR/../.." && pwd)
 STOCK_WORK=${KRG_STOCK_WORK:-$STOCK_DIR/work}
 STOCK_MEM_MIB=${KRG_STOCK_MEM:-512}
 # MemTotal is RAM minus what the kernel keeps for itself (its image, memmap,
-# reserved ranges): 512 MiB gives ~480 MiB here, so 85%..100% of -m.
+# reserved ranges): 512 MiB gives 457 MiB (89 %) under QEMU, so 85..100 % of -m.
 STOCK_MEM_MIN_PCT=${KRG_STOCK_MEM_MIN_PCT:-85}
 
 # Console lines the tests time, as name|extended regex, in boot order. With
@@ -22,6 +22,10 @@ STOCK_MILESTONES=(
 	"shell_ready|KRG-STOCK: shell-ready"
 	"power_down|reboot: Power down"
 )
+
+# Complaints of a kernel whose clock runs at wall speed while its code runs
+# emulated, 10^4 times slower under PVM: reported, not failures.
+STOCK_SLOW='soft lockup|rcu: INFO: .* stall|self-detected stall|blocked for more than|clocksource .* unstable|Marking clocksource'
 
 # Console lines after which a guest will not finish by itself.
 STOCK_FATAL='KRG-STOCK: poweroff-failed|Kernel panic - not syncing'
@@ -130,8 +134,9 @@ stock_check() {
 		fail=1
 	fi
 	grep -qF "Linux version" "$log" || { echo "FAIL: no 'Linux version'"; fail=1; }
-	if grep -qE "Kernel panic|BUG: |Oops: " "$log"; then
-		echo "FAIL: $(tr -d '\r' <"$log" | grep -m1 -E 'Kernel panic|BUG: |Oops: ')"
+	v=$(tr -d '\r' <"$log" | grep -E 'Kernel panic|BUG: |Oops: ' | grep -vE "$STOCK_SLOW" || true)
+	if [[ -n $v ]]; then
+		echo "FAIL: ${v%%$'\n'*}"
 		fail=1
 	fi
 
@@ -165,6 +170,16 @@ stock_check() {
 	grep -qF "KRG-STOCK: poweroff-failed" "$log" && { echo "FAIL: poweroff -f returned"; fail=1; }
 	grep -qF "reboot: Power down" "$log" || { echo "FAIL: no 'reboot: Power down'"; fail=1; }
 	return "$fail"
+}
+
+# Kernel warnings in LOG, "count  first line" per kind, for summaries.
+stock_warnings() {
+	local pat
+	for pat in "$STOCK_SLOW" 'WARNING: CPU: ' 'BUG: |Oops: |Kernel panic'; do
+		tr -d '\r' <"$1" | grep -E -- "$pat" |
+			{ [[ $pat == "$STOCK_SLOW" ]] && cat || grep -vE -- "$STOCK_SLOW"; } |
+			awk -v OFS='  ' 'NR == 1 { first = $0 } END { if (NR) print NR, first }'
+	done
 }
 
 # The marker lines of LOG, for summaries.

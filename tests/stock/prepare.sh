@@ -195,7 +195,7 @@ prepare_initramfs() {
 	# Same inputs, same bytes.
 	find "$root" -exec touch -h -d @0 {} +
 	(cd "$root" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
-		cpio --null -o -H newc --owner=0:0 --quiet) >"$w/initramfs.cpio.tmp"
+		cpio --null -o -H newc --owner=0:0 --reproducible --quiet) >"$w/initramfs.cpio.tmp"
 	gzip -9 -n -c "$w/initramfs.cpio.tmp" >"$w/initramfs.cpio.gz.tmp"
 	rm -rf "$root"
 	mv "$w/initramfs.cpio.tmp" "$w/initramfs.cpio"

@@ -57,7 +57,7 @@ out "krg-vmm stock-kernel test, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 out "host: $(uname -r), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 out "guest: kernel $(cat "$STOCK_WORK/kernel-version") ($(cat "$STOCK_WORK/kernel-package" 2>/dev/null || echo '?'))," \
 	"$(cat "$STOCK_WORK/busybox-package" 2>/dev/null || echo busybox), ${STOCK_MEM_MIB} MiB"
-out "krg-vmm: $KRG_VMM launch ... -append \"$append\""
+out "krg-vmm: $KRG_VMM launch -m $STOCK_MEM_MIB -smp N -no-reboot ... -append \"$append\""
 
 # QEMU first: it takes seconds, and if it cannot boot these files the long
 # runs would only measure broken artifacts.
@@ -86,8 +86,10 @@ status=0
 for n in "${cpus[@]}"; do
 	log=$STOCK_WORK/krg-smp$n.log
 	stock_say "stock: booting under krg-vmm, smp=$n (timeout ${tmo}s, log $log)"
+	# -no-reboot as for QEMU: with panic=-1 a panicking guest resets, and a
+	# reset must end the run rather than boot again for the rest of the hour.
 	stock_boot "krg-vmm smp$n" "$tmo" 2 "$log" \
-		"$KRG_VMM" launch -m "$STOCK_MEM_MIB" -smp "$n" \
+		"$KRG_VMM" launch -m "$STOCK_MEM_MIB" -smp "$n" -no-reboot \
 		-kernel "$STOCK_WORK/vmlinuz" -initrd "$initrd" -append "$append"
 	stock_verdict "$log" "$n"
 	[[ $STOCK_VERDICT == PASS ]] || status=1
@@ -101,6 +103,8 @@ for n in "${cpus[@]}"; do
 	[[ -z $STOCK_FAILS ]] || out "$(printf '%s\n' "$STOCK_FAILS" | sed 's/^/  /')"
 	out "  markers: $(stock_marker_line "$log")"
 	out "  milestones: ${STOCK_SEEN:-none}"
+	warn=$(stock_warnings "$log")
+	[[ -z $warn ]] || out "$(printf 'kernel complaints (count, first):\n%s' "$warn" | sed 's/^/  /')"
 	# The VMM's own account of the instructions it had to complete for KVM's
 	# emulator; its output may share lines with the guest's console.
 	mapfile -t fb < <(tr -d '\r' <"$log" | grep -o 'krg-vmm: fallback:.*' || true)

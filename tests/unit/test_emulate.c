@@ -504,6 +504,35 @@ START_TEST(clac_stac)
 }
 END_TEST
 
+/* fwait (9b): a no-op unless #NM (CR0.MP+TS) or #MF (FSW.ES) is due;
+ * both are faults, so RIP stays put. */
+START_TEST(fwait_cases)
+{
+	struct emu_regs r = regs64(), before;
+	struct emu_action a;
+
+	r.cr0 = 0x80050033; /* PG WP NE ET MP PE */
+	before = r;
+	ck_assert_int_eq(RUN(&r, NULL, &a, 0x9b), 0);
+	ck_assert_int_eq(a.kind, EMU_DONE);
+	ck_assert_uint_eq(r.rip, before.rip + 1);
+
+	r = before;
+	r.fpu_fsw = EMU_FSW_ES | 0x1;
+	ck_assert_int_eq(RUN(&r, NULL, &a, 0x9b), 0);
+	ck_assert_int_eq(a.kind, EMU_INJECT_EXCEPTION);
+	ck_assert_uint_eq(a.vector, 16);
+	ck_assert_uint_eq(r.rip, before.rip);
+
+	r = before;
+	r.cr0 |= EMU_CR0_TS;
+	ck_assert_int_eq(RUN(&r, NULL, &a, 0x9b), 0);
+	ck_assert_int_eq(a.kind, EMU_INJECT_EXCEPTION);
+	ck_assert_uint_eq(a.vector, 7);
+	ck_assert_uint_eq(r.rip, before.rip);
+}
+END_TEST
+
 /* --- refusals --- */
 
 START_TEST(refuse_unlisted)
@@ -885,6 +914,7 @@ static Suite *emulate_suite(void)
 
 	tcase_add_test(tc, popcnt_reg_widths);
 	tcase_add_test(tc, clac_stac);
+	tcase_add_test(tc, fwait_cases);
 	tcase_add_test(tc, lzcnt_reg);
 	tcase_add_test(tc, tzcnt_reg);
 	tcase_add_test(tc, matches_host_cpu);

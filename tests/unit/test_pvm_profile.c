@@ -168,7 +168,7 @@ START_TEST(mask_list)
 	size_t n;
 
 	pvm_profile__cpuid_masks(&n);
-	ck_assert_uint_eq(n, 22);
+	ck_assert_uint_eq(n, 23);
 	/* every clearcpuid item has its CPUID mask, and noxsave's too */
 	for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ","))
 		ck_assert_msg(find_mask(tok), "no mask for %s", tok);
@@ -223,7 +223,8 @@ START_TEST(apply_cpuid)
 	ck_assert_uint_eq(c->entries[1].edx, ones);
 	ck_assert_uint_eq(c->entries[2].ebx,
 			  ones & ~((1u << 3) | (1u << 5) | (1u << 8) | (1u << 16) |
-				   (1u << 18) | (1u << 19) | (1u << 29)));
+				   (1u << 18) | (1u << 19) | (1u << 20) |
+				   (1u << 29)));
 	ck_assert_uint_eq(c->entries[2].ecx, ones);
 	ck_assert_uint_eq(c->entries[3].ebx, ones); /* subleaf 1 untouched */
 	ck_assert_uint_eq(c->entries[4].eax, ones & ~1u);
@@ -253,27 +254,27 @@ static void amend(const char *in, const char *want)
 
 START_TEST(cmdline_append)
 {
-	amend("", "noxsave nosmap clearcpuid=" LIST);
+	amend("", "noxsave clearcpuid=" LIST);
 	amend("console=ttyS0 quiet",
-	      "console=ttyS0 quiet noxsave nosmap clearcpuid=" LIST);
-	amend("console=ttyS0 ", "console=ttyS0 noxsave nosmap clearcpuid=" LIST);
-	amend("quiet noxsave", "quiet noxsave nosmap clearcpuid=" LIST);
-	amend("quiet clearcpuid=" LIST, "quiet clearcpuid=" LIST " noxsave nosmap");
+	      "console=ttyS0 quiet noxsave clearcpuid=" LIST);
+	amend("console=ttyS0 ", "console=ttyS0 noxsave clearcpuid=" LIST);
+	amend("quiet noxsave", "quiet noxsave clearcpuid=" LIST);
+	amend("quiet clearcpuid=" LIST, "quiet clearcpuid=" LIST " noxsave");
 	/* noxsave2 is another word */
-	amend("noxsave2", "noxsave2 noxsave nosmap clearcpuid=" LIST);
+	amend("noxsave2", "noxsave2 noxsave clearcpuid=" LIST);
 }
 END_TEST
 
 START_TEST(cmdline_before_init_args)
 {
 	amend("console=ttyS0 -- single",
-	      "console=ttyS0 noxsave nosmap clearcpuid=" LIST " -- single");
-	amend("-- single", "noxsave nosmap clearcpuid=" LIST " -- single");
+	      "console=ttyS0 noxsave clearcpuid=" LIST " -- single");
+	amend("-- single", "noxsave clearcpuid=" LIST " -- single");
 	/* after "--" it is init's, so it does not count */
 	amend("quiet -- noxsave",
-	      "quiet noxsave nosmap clearcpuid=" LIST " -- noxsave");
+	      "quiet noxsave clearcpuid=" LIST " -- noxsave");
 	/* "--x" is not the separator */
-	amend("a --x", "a --x noxsave nosmap clearcpuid=" LIST);
+	amend("a --x", "a --x noxsave clearcpuid=" LIST);
 }
 END_TEST
 
@@ -309,15 +310,15 @@ START_TEST(cmdline_merge_user_clearcpuid)
 	ck_assert_str_eq(buf, "clearcpuid=pku a clearcpuid=la57,popcnt,cx16,avx,"
 			 "avx2,aes,pclmulqdq,sse4_1,sse4_2,bmi1,bmi2,movbe,"
 			 "rdrand,rdseed,fma,f16c,avx512f,sha_ni,adx,abm,"
-			 "xsaveopt b noxsave nosmap");
-	/* our list is 125 characters: next to any user item the last one
-	 * no longer fits Linux's 127 */
-	ck_assert_str_eq(r.dropped, "ssse3");
+			 "smap,ssse3 b noxsave");
+	/* our list is 121 characters: a 4-letter user item still fits
+	 * Linux's 127 */
+	ck_assert_str_eq(r.dropped, "");
 
 	/* an empty value */
 	snprintf(buf, sizeof(buf), "clearcpuid= quiet");
 	ck_assert_int_eq(pvm_profile__amend_cmdline(buf, sizeof(buf), &r), 0);
-	ck_assert_str_eq(buf, "clearcpuid=" LIST " quiet noxsave nosmap");
+	ck_assert_str_eq(buf, "clearcpuid=" LIST " quiet noxsave");
 }
 END_TEST
 
@@ -333,7 +334,7 @@ START_TEST(cmdline_merge_overflow)
 	end = strchr(buf, ' ');
 	ck_assert_uint_le((size_t)(end - (buf + 11)), PVM_CLEARCPUID_MAX);
 	ck_assert_uint_eq(r.added_features, 15);
-	ck_assert_str_eq(r.dropped, "avx512f,sha_ni,adx,abm,xsaveopt,ssse3");
+	ck_assert_str_eq(r.dropped, "avx512f,sha_ni,adx,abm,smap,ssse3");
 	/* every item is either in the value or reported dropped */
 	{
 		char list[] = LIST;
@@ -354,7 +355,7 @@ START_TEST(cmdline_merge_overflow)
 	ck_assert(!r.merged);
 	ck_assert_uint_eq(r.added_features, 0);
 	ck_assert_uint_eq(strlen(r.dropped), strlen(LIST));
-	ck_assert_uint_eq(strlen(buf), 11 + 200 + strlen(" noxsave nosmap"));
+	ck_assert_uint_eq(strlen(buf), 11 + 200 + strlen(" noxsave"));
 }
 END_TEST
 
@@ -363,7 +364,7 @@ START_TEST(cmdline_no_room)
 	char want[512], buf[512];
 	size_t need;
 
-	snprintf(want, sizeof(want), "root=/dev/vda noxsave nosmap clearcpuid=" LIST);
+	snprintf(want, sizeof(want), "root=/dev/vda noxsave clearcpuid=" LIST);
 	need = strlen(want) + 1;
 	/* exactly enough */
 	snprintf(buf, sizeof(buf), "root=/dev/vda");
@@ -419,8 +420,8 @@ START_TEST(summary_text)
 	struct pvm_host pvm = { .is_pvm = true, .kvm_pvm_module = true,
 				.cpuinfo_read = true };
 	struct pvm_host hw = { .cpuinfo_read = true, .hw_virt = true };
-	struct pvm_cmdline_result r = { .added_switches = 2,
-					.switches_text = "noxsave nosmap",
+	struct pvm_cmdline_result r = { .added_switches = 1,
+					.switches_text = "noxsave",
 					.added_features = 21 };
 	char buf[2048], small[16];
 	int n;
@@ -434,7 +435,7 @@ START_TEST(summary_text)
 		ck_assert_int_eq(strncmp(buf, head, strlen(head)), 0);
 	}
 	ck_assert_ptr_nonnull(strstr(buf, " popcnt "));
-	ck_assert_ptr_nonnull(strstr(buf, "kernel command line += noxsave nosmap "
+	ck_assert_ptr_nonnull(strstr(buf, "kernel command line += noxsave "
 				      "clearcpuid=" LIST ";"));
 	ck_assert_ptr_nonnull(strstr(buf, "--pvm-profile off to disable"));
 
