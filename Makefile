@@ -15,6 +15,8 @@ LIBS    := -lZydis -lZycore -llzma -lzstd -lz -llz4 -lbz2 -lpthread -lrt -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 
 BUILD   ?= build
+# V=1 shows the full commands.
+Q := $(if $(V),,@)
 SAN_BUILD := build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -39,17 +41,20 @@ $(SAN_BUILD)/krg-vmm: $(call lib_objs,$(SAN_BUILD)) $(SAN_BUILD)/obj/vmm/main.o
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(OPT) $(INCS) -MMD -MP -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CSTD) $(WARN) $(OPT) $(INCS) -MMD -MP -c -o $@ $<
 
 $(SAN_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) -O1 -g $(SANFLAGS) $(INCS) -MMD -MP -c -o $@ $<
+	@echo "  CC-SAN  $<"
+	$(Q)$(CC) $(CSTD) $(WARN) -O1 -g $(SANFLAGS) $(INCS) -MMD -MP -c -o $@ $<
 
 # One executable per unit-test file, each linked against the sanitized library.
 UNIT_BINS := $(patsubst tests/unit/%.c,$(SAN_BUILD)/tests/%,$(UNIT_SRCS))
 $(SAN_BUILD)/tests/%: tests/unit/%.c $(call lib_objs,$(SAN_BUILD))
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) -O1 -g $(SANFLAGS) $(INCS) -o $@ $^ $(CHECK_LIBS) $(LIBS)
+	@echo "  TEST    $@"
+	$(Q)$(CC) $(CSTD) $(WARN) -O1 -g $(SANFLAGS) $(INCS) -o $@ $^ $(CHECK_LIBS) $(LIBS)
 
 san: $(SAN_BUILD)/krg-vmm
 

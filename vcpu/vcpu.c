@@ -185,11 +185,14 @@ void vcpu__kick(struct vcpu *v)
 	atomic_store(&v->kicked, true);
 	pthread_cond_signal(&v->wait_cond);
 	pthread_mutex_unlock(&v->wait_lock);
-	/* The signal is blocked outside KVM_RUN and unblocked inside it (see
+	/* Only a vCPU on its way into, or in, the guest needs the signal.
+	 * The signal is blocked outside KVM_RUN and unblocked inside it (see
 	 * KVM_SET_SIGNAL_MASK below), so it either interrupts the guest or
-	 * stays pending and makes the next KVM_RUN return at once: a kick
-	 * can never be lost between the loop's checks and entering the guest. */
-	if (v->thread_started)
+	 * stays pending and makes the next KVM_RUN return at once.  With
+	 * kicked stored before in_guest is read here, and in_guest stored
+	 * before kicked is read in the loop, one side always sees the other:
+	 * no kick is lost. */
+	if (v->thread_started && atomic_load(&v->in_guest))
 		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
 }
 
@@ -314,6 +317,7 @@ static void *vcpu_thread(void *arg)
 	struct vcpu *v = arg;
 	struct machine *m = v->m;
 	char name[16];
+	int r;
 
 	snprintf(name, sizeof(name), "krg-vcpu%u", v->index);
 	pthread_setname_np(pthread_self(), name);
@@ -338,7 +342,14 @@ static void *vcpu_thread(void *arg)
 		atomic_store(&v->kicked, false);
 		inject_pending(v);
 		v->run->cr8 = lapic__get_cr8(&v->lapic);
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+		atomic_store(&v->in_guest, true);
+		if (atomic_load(&v->kicked)) {
+			atomic_store(&v->in_guest, false);
+			continue;
+		}
+		r = ioctl(v->fd, KVM_RUN, 0);
+		atomic_store(&v->in_guest, false);
+		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->stats.exits_intr++;
 				drain_kick_signal();

@@ -38,6 +38,7 @@ struct vcpu {
 	pthread_mutex_t wait_lock;
 	pthread_cond_t wait_cond;
 	atomic_bool kicked;
+	atomic_bool in_guest; /* between the last check and KVM_RUN's return */
 
 	/* Owned by the vCPU thread; by the main thread while parked. */
 	enum vcpu_run_state state;

@@ -139,7 +139,7 @@ void bench_ipi(unsigned cpu)
 		samples[i] = (int64_t)(rdtsc() - t0);
 	}
 	ipi_stop = 1;
-	report_dist("ipi-rtt", use_x2apic ? "round trips cpu0->cpu1->cpu0 (x2apic, ICR via syscall)" :
+	report_dist(use_x2apic ? "ipi-rtt-x2apic" : "ipi-rtt", use_x2apic ? "round trips cpu0->cpu1->cpu0 (x2apic, ICR via syscall)" :
 		    "round trips cpu0->cpu1->cpu0 (ICR written from user mode)", n);
 }
 

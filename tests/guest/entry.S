@@ -1,5 +1,6 @@
-/* Kernel entry and exit paths: syscall, the three ways back to user mode,
- * and the interrupt/exception stubs.  PVM emulates every kernel-mode
+/* Kernel entry and exit paths: the three ways in for a service (ud2,
+ * int $0x80, syscall), the three ways back to user mode, and the
+ * interrupt/exception stubs.  PVM emulates every kernel-mode
  * instruction, so the hot handlers (timer, IPI) are a dozen plain
  * instructions: count in the per-CPU area through %gs, EOI, iretq.
  * GS base is set once per CPU by wrmsr and never swapped: user mode
@@ -99,7 +100,9 @@ isr_ud:
 	addq $2, (%rsp)
 	FIXUP_IF 0
 	movq %rax, %rcx
+	subq $8, %rsp			/* 5-qword frame: realign for C */
 	call sys_dispatch
+	addq $8, %rsp
 	iretq
 1:	pushq $0
 	pushq $6
@@ -110,7 +113,9 @@ isr_ud:
 isr_int80:
 	FIXUP_IF 0
 	movq %rax, %rcx
+	subq $8, %rsp
 	call sys_dispatch
+	addq $8, %rsp
 	iretq
 
 /* enter_user(rip, rsp, arg): first entry of a CPU into user mode. */

@@ -50,7 +50,8 @@ static struct {
 	uint64_t base;
 } idt_ptr __attribute__((aligned(8)));
 uint8_t uret_mode;
-const char *volatile cur_test = "boot";
+const char *volatile test_name = "boot";
+const char *volatile cur_phase = "boot";
 
 extern uint64_t gdt[];
 extern char ipi_stubs[], exc_stubs[];
@@ -104,9 +105,10 @@ static void build_idt(void)
 
 /* uret= has to be known before the first return to user mode, so the
  * kernel looks for it in the multiboot command line itself.  iretq is
- * the default: on the PVM hosts sysretq and sysexitq enter user mode
- * the first time but #GP when they return from a syscall (observed
- * with QEMU -accel kvm; see README.md). */
+ * the default: it is right after any way in (ud2, int $0x80, syscall).
+ * sysretq/sysexitq are for probing a platform: on PVM they only work
+ * for the first entry, because the guest's syscall leaves it at CPL3,
+ * and sysexitq is #UD in long mode on AMD-vendor models like qemu64. */
 static uint8_t parse_uret(void)
 {
 	const char *c;
@@ -271,8 +273,9 @@ static void kprint(const char *f, ...)
  * CPL3: port I/O works there through the TSS bitmap, nothing else. */
 void syscall_not_cpl0(void)
 {
-	kprint("KRG-TEST FAIL %s: the syscall instruction entered LSTAR at CPL3, "
-	       "not CPL0 (seen under PVM); use sysc=ud2\n", cur_test);
+	kprint("KRG-TEST FAIL %s: %s: the syscall instruction entered LSTAR at "
+	       "CPL3, not CPL0 (seen under PVM); use sysc=ud2\n", test_name,
+	       cur_phase);
 	outb(0xf4, EXIT_FAIL);
 	for (;;)
 		;
@@ -301,7 +304,7 @@ void exception_report(uint64_t *frame)
 	    (frame[17] == SEL_KCODE || frame[17] == USER_CS))
 		kprint("krg-test: (frame shifted by one: an external interrupt on "
 		       "vector %lu, not the exception - 8259 or LVT misrouted?)\n", vec);
-	kprint("KRG-TEST FAIL %s: exception %lu (%s) on cpu %u at rip %lx\n",
-	       cur_test, vec, exc_names[vec & 31], r[1] >> 24, frame[17]);
+	kprint("KRG-TEST FAIL %s: %s: exception %lu (%s) on cpu %u at rip %lx\n",
+	       test_name, cur_phase, vec, exc_names[vec & 31], r[1] >> 24, frame[17]);
 	outb(0xf4, EXIT_FAIL);
 }

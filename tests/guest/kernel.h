@@ -47,8 +47,10 @@ _Static_assert(sizeof(struct pcpu) == PCPU_SIZE, "pcpu");
 
 extern struct pcpu pcpu[MAXCPU];
 extern uint8_t uret_mode;
-/* Name of the running test, for exception reports (set by user mode). */
-extern const char *volatile cur_test;
+/* For exception reports (set by user mode): the test= name that goes on
+ * the FAIL line, and the phase (sub-test) that was running. */
+extern const char *volatile test_name;
+extern const char *volatile cur_phase;
 extern uint32_t mb_magic, mb_info;
 
 void kmain(uint64_t cpu, uint64_t bsp);

@@ -217,6 +217,9 @@ static void tsc_deadline(unsigned cpu)
 	if (p->timer_count != c0 + 1)
 		fail("timer: cpu %u: tsc-deadline timer fired %lu times", cpu,
 		     p->timer_count - c0);
+	if (sys1(SYS_RDMSR, MSR_TSC_DEADLINE))	/* the SDM: cleared on expiry */
+		fail("timer: cpu %u: IA32_TSC_DEADLINE reads %lx after it fired", cpu,
+		     sys1(SYS_RDMSR, MSR_TSC_DEADLINE));
 	apic_write(APIC_LVT_TIMER, LVT_MASKED | VEC_TIMER);
 }
 

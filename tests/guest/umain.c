@@ -114,7 +114,7 @@ void fail(const char *f, ...)
 void watchdog_check(const char *what)
 {
 	if (watchdog_end && rdtsc() > watchdog_end)
-		fail("watchdog: no progress after %lu s, waiting for %s",
+		fail("watchdog: not done %lu s after boot (timeout=), waiting for %s",
 		     opts.timeout_s, what);
 }
 
@@ -293,13 +293,20 @@ static void bsp_init(void)
 	unsigned fw;
 
 	serial_init();
+	serial_write("\n", 1);	/* firmware may have left a partial line */
 	read_cmdline();
 	say("krg-test-guest starting, cmdline \"%s\"", cmdline);
 	parse_cmdline();
+	test_name = opts.test;
 
 	fw = fw_cfg_cpus();
-	if (!fw || fw > MAXCPU)
-		fail("fw_cfg reports %u CPUs (want 1..%u)", fw, MAXCPU);
+	if (!fw || fw > MAXCPU) {
+		if (!opts.cpus || opts.cpus > MAXCPU)
+			fail("fw_cfg reports %u CPUs (want 1..%u; cpus=N overrides)", fw,
+			     MAXCPU);
+		say("fw_cfg reports %u CPUs; using cpus=%lu", fw, opts.cpus);
+		fw = (unsigned)opts.cpus;
+	}
 	ncpus = fw;
 	if (opts.cpus) {
 		if (opts.cpus > fw)
@@ -376,7 +383,7 @@ static void run_plan(unsigned cpu)
 
 		barrier("test start");
 		if (cpu == 0)
-			cur_test = plan[i]->name;
+			cur_phase = plan[i]->name;
 		plan[i]->fn(cpu);
 		barrier(plan[i]->name);
 		if (cpu)
@@ -389,17 +396,31 @@ static void run_plan(unsigned cpu)
 	}
 }
 
+/* A pass ends with an ACPI S5 power-off, so the VMM exits 0: SLP_TYP 5 is
+ * krg-vmm's \_S5, 0 is QEMU PIIX4's; each ignores the other's value.  If
+ * neither took, the debug-exit port reports the pass. */
+static void acpi_poweroff(void)
+{
+	outw(0x604, (5 << 10) | (1 << 13));
+	outw(0x604, (0 << 10) | (1 << 13));
+}
+
 void user_start(uint64_t arg)
 {
 	unsigned cpu = arg & 0xff;
 
 	if (arg & 0x100) {
+		if (cpu != 0) {
+			serial_init();
+			fail("the BSP has APIC ID %u; this guest wants 0 (IDs 0..N-1)", cpu);
+		}
 		bsp_init();
 		bring_up_aps();
 		__atomic_store_n(&go, 1, __ATOMIC_RELEASE);
 		run_plan(cpu);
 		say("total %lu ms", tsc_to_us(rdtsc() - boot_tsc) / 1000);
 		emit("KRG-TEST PASS %s", opts.test);
+		acpi_poweroff();
 		outb(0xf4, EXIT_PASS);
 		for (;;)
 			sys2(SYS_WAIT, 0, 0);

@@ -99,7 +99,7 @@ stock_boot() {
 			fatal_at=999999999
 		fi
 		if ((${now%.*} >= next_beat)); then
-			last=$(stock_clean <"$log" | grep -v '^[[:space:]]*$' | tail -n 1 | cut -c1-100)
+			last=$(stock_clean <"$log" | { grep -v '^[[:space:]]*$' || true; } | tail -n 1 | cut -c1-100)
 			stock_say "  [$label] ${now}s, log $(wc -c <"$log") bytes, last: ${last:-<nothing yet>}"
 			next_beat=$((next_beat + heartbeat))
 		fi
@@ -174,10 +174,12 @@ stock_check() {
 
 # Kernel warnings in LOG, "count  first line" per kind, for summaries.
 stock_warnings() {
-	local pat
+	local pat skip
 	for pat in "$STOCK_SLOW" 'WARNING: CPU: ' 'BUG: |Oops: |Kernel panic'; do
-		tr -d '\r' <"$1" | grep -E -- "$pat" |
-			{ [[ $pat == "$STOCK_SLOW" ]] && cat || grep -vE -- "$STOCK_SLOW"; } |
+		# Soft lockups say "BUG:" too; count them once, as slowness.
+		skip=$STOCK_SLOW
+		[[ $pat != "$STOCK_SLOW" ]] || skip='^$'
+		tr -d '\r' <"$1" | { grep -E -- "$pat" || true; } | { grep -vE -- "$skip" || true; } |
 			awk -v OFS='  ' 'NR == 1 { first = $0 } END { if (NR) print NR, first }'
 	done
 }
