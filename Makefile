@@ -31,7 +31,7 @@ lib_objs = $(patsubst %.c,$(1)/obj/%.o,$(LIB_SRCS))
 all: krg-vmm guest
 
 krg-vmm: $(BUILD)/krg-vmm
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/krg-vmm: $(call lib_objs,$(BUILD)) $(BUILD)/obj/vmm/main.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)

@@ -5,9 +5,10 @@
 #include "guestfw/acpi.h"
 
 #include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
+#include "vmm/bytes.h"
+#include "vmm/errf.h"
 #include "vmm/guest_mem.h"
 
 #define SDT_HDR_LEN 36
@@ -36,30 +37,10 @@ static int fail(struct builder *b, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (b->err && b->errlen) {
-		va_start(ap, fmt);
-		vsnprintf(b->err, b->errlen, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	verrf(b->err, b->errlen, fmt, ap);
+	va_end(ap);
 	return -1;
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-	wr16(p, (uint16_t)v);
-	wr16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-	wr32(p, (uint32_t)v);
-	wr32(p + 4, (uint32_t)(v >> 32));
 }
 
 uint8_t acpi__sum(const void *p, size_t len)
@@ -172,9 +153,9 @@ static uint8_t *sdt_begin(struct builder *b, const char *sig, uint8_t rev)
 	memcpy(h + 10, OEM_ID, 6);
 	memcpy(h + 16, OEM_TABLE_PREFIX, 4);
 	memcpy(h + 20, sig, 4);
-	wr32(h + 24, 1);                 /* OEM revision */
+	put_le32(h + 24, 1);             /* OEM revision */
 	memcpy(h + 28, CREATOR_ID, 4);
-	wr32(h + 32, 1);                 /* creator revision */
+	put_le32(h + 32, 1);             /* creator revision */
 	return h;
 }
 
@@ -182,7 +163,7 @@ static int sdt_end(struct builder *b)
 {
 	const struct acpi_blob *bl = &b->out->blob[b->cur];
 
-	wr32(b->buf + bl->offset + 4, bl->len);
+	put_le32(b->buf + bl->offset + 4, bl->len);
 	return add_checksum(b, bl->offset + 9, bl->offset, bl->len);
 }
 
@@ -264,7 +245,7 @@ static int build_facs(struct builder *b)
 	if (!t)
 		return -1;
 	memcpy(t, "FACS", 4);
-	wr32(t + 4, 64);
+	put_le32(t + 4, 64);
 	t[32] = 2; /* version */
 	return 0;
 }
@@ -295,7 +276,7 @@ static void gas(uint8_t *p, uint8_t bytes, uint8_t access, uint64_t addr)
 	p[1] = (uint8_t)(bytes * 8);
 	p[2] = 0;
 	p[3] = access;
-	wr64(p + 4, addr);
+	put_le64(p + 4, addr);
 }
 
 /* A fixed-hardware block in both FADT forms: 32-bit port + length byte
@@ -304,7 +285,7 @@ static void fadt_block(uint8_t *t, unsigned off32, unsigned off_len,
 		       unsigned off_x, uint16_t port, uint8_t len,
 		       uint8_t access)
 {
-	wr32(t + off32, port);
+	put_le32(t + off32, port);
 	t[off_len] = len;
 	gas(t + off_x, len, access, port);
 }
@@ -338,7 +319,7 @@ static int build_fadt(struct builder *b)
 	    add_pointer(b, o + 40, 4, dsdt) ||
 	    add_pointer(b, o + 140, 8, dsdt))
 		return -1;
-	wr16(t + 46, ACPI_SCI_IRQ);
+	put_le16(t + 46, ACPI_SCI_IRQ);
 	/* SMI_CMD (48), ACPI_ENABLE/DISABLE stay 0: always in ACPI mode. */
 	fadt_block(t, 56, 88, 148, ACPI_PM1A_EVT_PORT, ACPI_PM1A_EVT_LEN,
 		   GAS_ACCESS_WORD);
@@ -349,14 +330,14 @@ static int build_fadt(struct builder *b)
 	fadt_block(t, 80, 92, 220, ACPI_GPE0_PORT, ACPI_GPE0_LEN,
 		   GAS_ACCESS_BYTE);
 	/* Latencies above 100/1000 us say "no C2/C3". */
-	wr16(t + 96, 0x0FFF);
-	wr16(t + 98, 0x0FFF);
+	put_le16(t + 96, 0x0FFF);
+	put_le16(t + 98, 0x0FFF);
 	t[108] = cfg->rtc_century;
-	wr16(t + 109, (uint16_t)(IAPC_LEGACY_DEVICES | IAPC_8042 |
-				 (cfg->vga ? 0 : IAPC_VGA_NOT_PRESENT)));
-	wr32(t + 112, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON |
-		      FADT_F_TMR_VAL_EXT | FADT_F_RESET_REG_SUP |
-		      (cfg->power_button ? 0 : FADT_F_PWR_BUTTON));
+	put_le16(t + 109, (uint16_t)(IAPC_LEGACY_DEVICES | IAPC_8042 |
+				     (cfg->vga ? 0 : IAPC_VGA_NOT_PRESENT)));
+	put_le32(t + 112, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON |
+			  FADT_F_TMR_VAL_EXT | FADT_F_RESET_REG_SUP |
+			  (cfg->power_button ? 0 : FADT_F_PWR_BUTTON));
 	gas(t + 116, 1, GAS_ACCESS_BYTE, ACPI_RESET_PORT);
 	t[128] = ACPI_RESET_VALUE;
 	t[131] = 0; /* FADT minor version: ACPI 6.0 */
@@ -388,8 +369,8 @@ static int build_madt(struct builder *b)
 
 	if (!t || !blob_grow(b, 8))
 		return -1;
-	wr32(t + 36, ACPI_LAPIC_GPA);
-	wr32(t + 40, MADT_PCAT_COMPAT);
+	put_le32(t + 36, ACPI_LAPIC_GPA);
+	put_le32(t + 40, MADT_PCAT_COMPAT);
 	/* vCPU 0 first: the boot processor. */
 	for (unsigned i = 0; i < cfg->nr_vcpus; i++) {
 		uint32_t id = apic_id_of(cfg, i);
@@ -399,32 +380,32 @@ static int build_madt(struct builder *b)
 				return -1;
 			e[2] = (uint8_t)i;
 			e[3] = (uint8_t)id;
-			wr32(e + 4, MADT_LAPIC_ENABLED);
+			put_le32(e + 4, MADT_LAPIC_ENABLED);
 		} else {
 			if (!(e = madt_entry(b, 9, 16)))
 				return -1;
-			wr32(e + 4, id);
-			wr32(e + 8, MADT_LAPIC_ENABLED);
-			wr32(e + 12, i);
+			put_le32(e + 4, id);
+			put_le32(e + 8, MADT_LAPIC_ENABLED);
+			put_le32(e + 12, i);
 			any_x2apic = true;
 		}
 	}
 	if (!(e = madt_entry(b, 1, 12)))
 		return -1;
 	e[2] = b->ioapic_id;
-	wr32(e + 4, ACPI_IOAPIC_GPA);
-	wr32(e + 8, 0); /* GSI base */
+	put_le32(e + 4, ACPI_IOAPIC_GPA);
+	put_le32(e + 8, 0); /* GSI base */
 	/* The PIT's IRQ0 is wired to IOAPIC pin 2; flags 0 = ISA default
 	 * (edge, active high). */
 	if (!(e = madt_entry(b, 2, 10)))
 		return -1;
 	e[3] = 0;
-	wr32(e + 4, 2);
+	put_le32(e + 4, 2);
 	if (!(e = madt_entry(b, 2, 10)))
 		return -1;
 	e[3] = ACPI_SCI_IRQ;
-	wr32(e + 4, ACPI_SCI_IRQ);
-	wr16(e + 8, MPS_INTI_ACTIVE_HIGH | MPS_INTI_LEVEL);
+	put_le32(e + 4, ACPI_SCI_IRQ);
+	put_le16(e + 8, MPS_INTI_ACTIVE_HIGH | MPS_INTI_LEVEL);
 	/* NMI on LINT1 of every processor. */
 	if (!(e = madt_entry(b, 4, 6)))
 		return -1;
@@ -433,7 +414,7 @@ static int build_madt(struct builder *b)
 	if (any_x2apic) {
 		if (!(e = madt_entry(b, 0x0A, 12)))
 			return -1;
-		wr32(e + 4, 0xFFFFFFFFu);
+		put_le32(e + 4, 0xFFFFFFFFu);
 		e[8] = 1;
 	}
 	return sdt_end(b);
@@ -479,9 +460,9 @@ static void apply_fixups(struct builder *b)
 		uint64_t gpa = b->gpa + o->blob[p->target].offset;
 
 		if (p->width == 4)
-			wr32(b->buf + p->offset, (uint32_t)gpa);
+			put_le32(b->buf + p->offset, (uint32_t)gpa);
 		else
-			wr64(b->buf + p->offset, gpa);
+			put_le64(b->buf + p->offset, gpa);
 	}
 	for (unsigned i = 0; i < o->nr_checksums; i++) {
 		const struct acpi_checksum *c = &o->checksum[i];
@@ -523,7 +504,7 @@ int acpi__build(const struct acpi_config *cfg, uint8_t *buf, size_t buf_len,
 	memcpy(rsdp, "RSD PTR ", 8);
 	memcpy(rsdp + 9, OEM_ID, 6);
 	rsdp[15] = 2; /* revision: ACPI 2.0+, has XSDT */
-	wr32(rsdp + 20, ACPI_RSDP_LEN);
+	put_le32(rsdp + 20, ACPI_RSDP_LEN);
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
 		if (tables[i].build(&b))
 			return -1;

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "vmm/bytes.h"
 #include "vmm/guest_mem.h"
 
 #define PTE_P  0x001ull
@@ -26,12 +27,6 @@ uint64_t boot_tables__gdt_entry(unsigned index)
 	return index < BOOT_GDT_ENTRIES ? gdt[index] : 0;
 }
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 int boot_tables__write_gdt(const struct guest_mem *mem)
 {
 	uint8_t *p = guest_mem__ptr(mem, BOOT_GDT_GPA, sizeof(gdt));
@@ -39,7 +34,7 @@ int boot_tables__write_gdt(const struct guest_mem *mem)
 	if (!p)
 		return -1;
 	for (unsigned i = 0; i < BOOT_GDT_ENTRIES; i++)
-		put64(p + 8 * i, gdt[i]);
+		put_le64(p + 8 * i, gdt[i]);
 	return 0;
 }
 
@@ -57,13 +52,13 @@ uint64_t boot_tables__write_identity_map(const struct guest_mem *mem)
 	memset(pd, 0, 0x1000ull * nr_pd);
 	/* 2 MiB pages rather than 1 GiB ones: those need CPUID pdpe1gb,
 	 * which a vCPU model may hide. */
-	put64(pml4, BOOT_PDPT_GPA | PTE_P | PTE_RW);
+	put_le64(pml4, BOOT_PDPT_GPA | PTE_P | PTE_RW);
 	for (unsigned i = 0; i < nr_pd; i++) {
-		put64(pdpt + 8 * i, (BOOT_PD_GPA + 0x1000ull * i) | PTE_P | PTE_RW);
+		put_le64(pdpt + 8 * i, (BOOT_PD_GPA + 0x1000ull * i) | PTE_P | PTE_RW);
 		for (unsigned j = 0; j < 512; j++) {
 			uint64_t pa = ((uint64_t)i << 30) | ((uint64_t)j << 21);
 
-			put64(pd + 0x1000ull * i + 8 * j, pa | PTE_P | PTE_RW | PTE_PS);
+			put_le64(pd + 0x1000ull * i + 8 * j, pa | PTE_P | PTE_RW | PTE_PS);
 		}
 	}
 	return BOOT_PML4_GPA;

@@ -8,36 +8,19 @@
 #include <lz4.h>
 #include <lz4frame.h>
 #include <lzma.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 #include <zstd.h>
+
+#include "vmm/bytes.h"
+#include "vmm/errf.h"
 
 #define LZMA_MEMLIMIT (256ull << 20)
 #define LZ4_LEGACY_MAGIC 0x184C2102u
 #define LZ4_FRAME_MAGIC 0x184D2204u
 #define LZ4_LEGACY_BLOCK (8u << 20)
 #define ZSTD_FRAME_MAGIC 0xFD2FB528u
-
-__attribute__((format(printf, 3, 4)))
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
 
 /* Growing output.  It may hold one byte more than `max`: a decoder that
  * fills exactly `max` bytes can still reach its end marker, while one byte
@@ -59,8 +42,8 @@ static int obuf_room(struct obuf *o)
 	if (o->len < o->cap)
 		return 0;
 	if (o->cap >= o->limit) {
-		seterr(o->err, o->errlen, "%s: decompressed data exceeds %zu bytes",
-		       o->name, o->max);
+		errf(o->err, o->errlen, "%s: decompressed data exceeds %zu bytes",
+		     o->name, o->max);
 		return -1;
 	}
 	ncap = o->cap ? o->cap * 2 : o->hint;
@@ -68,8 +51,8 @@ static int obuf_room(struct obuf *o)
 		ncap = o->limit;
 	p = realloc(o->buf, ncap);
 	if (!p) {
-		seterr(o->err, o->errlen, "%s: out of memory for %zu bytes",
-		       o->name, ncap);
+		errf(o->err, o->errlen, "%s: out of memory for %zu bytes",
+		     o->name, ncap);
 		return -1;
 	}
 	o->buf = p;
@@ -108,7 +91,7 @@ static int run_gzip(struct obuf *o, const uint8_t *in, size_t in_len)
 
 	memset(&zs, 0, sizeof(zs));
 	if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
-		seterr(o->err, o->errlen, "gzip: cannot initialise zlib");
+		errf(o->err, o->errlen, "gzip: cannot initialise zlib");
 		return -1;
 	}
 	for (;;) {
@@ -135,13 +118,13 @@ static int run_gzip(struct obuf *o, const uint8_t *in, size_t in_len)
 			break;
 		}
 		if (zr != Z_OK && zr != Z_BUF_ERROR) {
-			seterr(o->err, o->errlen, "gzip: corrupt data (%s)",
-			       zs.msg ? zs.msg : "inflate failed");
+			errf(o->err, o->errlen, "gzip: corrupt data (%s)",
+			     zs.msg ? zs.msg : "inflate failed");
 			break;
 		}
 		if (zs.avail_out == space && zs.avail_in == in_before &&
 		    pos == in_len) {
-			seterr(o->err, o->errlen, "gzip: data is truncated");
+			errf(o->err, o->errlen, "gzip: data is truncated");
 			break;
 		}
 	}
@@ -160,7 +143,7 @@ static int run_lzma(struct obuf *o, int fmt, const uint8_t *in, size_t in_len)
 	else
 		r = lzma_alone_decoder(&s, LZMA_MEMLIMIT);
 	if (r != LZMA_OK) {
-		seterr(o->err, o->errlen, "%s: cannot initialise liblzma", o->name);
+		errf(o->err, o->errlen, "%s: cannot initialise liblzma", o->name);
 		return -1;
 	}
 	s.next_in = in;
@@ -186,20 +169,20 @@ static int run_lzma(struct obuf *o, int fmt, const uint8_t *in, size_t in_len)
 		if (r == LZMA_BUF_ERROR && s.avail_out == 0)
 			continue;
 		if (r == LZMA_BUF_ERROR)
-			seterr(o->err, o->errlen, "%s: data is truncated", o->name);
+			errf(o->err, o->errlen, "%s: data is truncated", o->name);
 		else if (r == LZMA_MEMLIMIT_ERROR)
-			seterr(o->err, o->errlen,
-			       "%s: stream needs more than %llu MiB to decode",
-			       o->name, LZMA_MEMLIMIT >> 20);
+			errf(o->err, o->errlen,
+			     "%s: stream needs more than %llu MiB to decode",
+			     o->name, LZMA_MEMLIMIT >> 20);
 		else if (r == LZMA_FORMAT_ERROR)
-			seterr(o->err, o->errlen, "%s: not a valid %s stream",
-			       o->name, o->name);
+			errf(o->err, o->errlen, "%s: not a valid %s stream",
+			     o->name, o->name);
 		else if (r == LZMA_OPTIONS_ERROR)
-			seterr(o->err, o->errlen, "%s: unsupported stream options",
-			       o->name);
+			errf(o->err, o->errlen, "%s: unsupported stream options",
+			     o->name);
 		else
-			seterr(o->err, o->errlen, "%s: corrupt data (liblzma error %d)",
-			       o->name, (int)r);
+			errf(o->err, o->errlen, "%s: corrupt data (liblzma error %d)",
+			     o->name, (int)r);
 		break;
 	}
 	lzma_end(&s);
@@ -213,7 +196,7 @@ static int run_zstd(struct obuf *o, const uint8_t *in, size_t in_len)
 	int rc = -1;
 
 	if (!dctx) {
-		seterr(o->err, o->errlen, "zstd: cannot create decoder");
+		errf(o->err, o->errlen, "zstd: cannot create decoder");
 		return -1;
 	}
 	for (;;) {
@@ -229,22 +212,22 @@ static int run_zstd(struct obuf *o, const uint8_t *in, size_t in_len)
 		r = ZSTD_decompressStream(dctx, &ob, &ib);
 		o->len += ob.pos;
 		if (ZSTD_isError(r)) {
-			seterr(o->err, o->errlen, "zstd: corrupt data (%s)",
-			       ZSTD_getErrorName(r));
+			errf(o->err, o->errlen, "zstd: corrupt data (%s)",
+			     ZSTD_getErrorName(r));
 			break;
 		}
 		if (r == 0) {
 			/* Frame done; go on only if another frame follows
 			 * (the kernel appends its size after the frame). */
 			if (ib.size - ib.pos >= 4 &&
-			    le32(in + ib.pos) == ZSTD_FRAME_MAGIC)
+			    get_le32(in + ib.pos) == ZSTD_FRAME_MAGIC)
 				continue;
 			rc = 0;
 			break;
 		}
 		/* No progress with room to write: the input ran out. */
 		if (ob.pos == 0 && ib.pos == in_before) {
-			seterr(o->err, o->errlen, "zstd: data is truncated");
+			errf(o->err, o->errlen, "zstd: data is truncated");
 			break;
 		}
 	}
@@ -262,7 +245,7 @@ static int run_lz4_legacy(struct obuf *o, const uint8_t *in, size_t in_len)
 
 	scratch = malloc(LZ4_LEGACY_BLOCK);
 	if (!scratch) {
-		seterr(o->err, o->errlen, "lz4: out of memory");
+		errf(o->err, o->errlen, "lz4: out of memory");
 		return -1;
 	}
 	for (;;) {
@@ -273,10 +256,10 @@ static int run_lz4_legacy(struct obuf *o, const uint8_t *in, size_t in_len)
 			if (pos == in_len && blocks)
 				rc = 0;
 			else
-				seterr(o->err, o->errlen, "lz4: data is truncated");
+				errf(o->err, o->errlen, "lz4: data is truncated");
 			break;
 		}
-		csize = le32(in + pos);
+		csize = get_le32(in + pos);
 		if (csize == LZ4_LEGACY_MAGIC) {
 			pos += 4;
 			continue;
@@ -289,19 +272,19 @@ static int run_lz4_legacy(struct obuf *o, const uint8_t *in, size_t in_len)
 		}
 		pos += 4;
 		if (csize == 0 || csize > bound) {
-			seterr(o->err, o->errlen,
-			       "lz4: corrupt data (block size %u)", csize);
+			errf(o->err, o->errlen,
+			     "lz4: corrupt data (block size %u)", csize);
 			break;
 		}
 		if (csize > in_len - pos) {
-			seterr(o->err, o->errlen, "lz4: data is truncated");
+			errf(o->err, o->errlen, "lz4: data is truncated");
 			break;
 		}
 		n = LZ4_decompress_safe((const char *)in + pos, (char *)scratch,
 					(int)csize, LZ4_LEGACY_BLOCK);
 		if (n < 0) {
-			seterr(o->err, o->errlen, "lz4: corrupt data in block %u",
-			       blocks);
+			errf(o->err, o->errlen, "lz4: corrupt data in block %u",
+			     blocks);
 			break;
 		}
 		if (obuf_append(o, scratch, (size_t)n))
@@ -320,7 +303,7 @@ static int run_lz4_frame(struct obuf *o, const uint8_t *in, size_t in_len)
 	int rc = -1;
 
 	if (LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION))) {
-		seterr(o->err, o->errlen, "%s: cannot create decoder", o->name);
+		errf(o->err, o->errlen, "%s: cannot create decoder", o->name);
 		return -1;
 	}
 	for (;;) {
@@ -333,20 +316,20 @@ static int run_lz4_frame(struct obuf *o, const uint8_t *in, size_t in_len)
 		r = LZ4F_decompress(dctx, o->buf + o->len, &dsz, in + pos, &ssz,
 				    NULL);
 		if (LZ4F_isError(r)) {
-			seterr(o->err, o->errlen, "%s: corrupt data (%s)",
-			       o->name, LZ4F_getErrorName(r));
+			errf(o->err, o->errlen, "%s: corrupt data (%s)",
+			     o->name, LZ4F_getErrorName(r));
 			break;
 		}
 		o->len += dsz;
 		pos += ssz;
 		if (r == 0) {
-			if (in_len - pos >= 4 && le32(in + pos) == LZ4_FRAME_MAGIC)
+			if (in_len - pos >= 4 && get_le32(in + pos) == LZ4_FRAME_MAGIC)
 				continue;
 			rc = 0;
 			break;
 		}
 		if (ssz == 0 && dsz == 0) {
-			seterr(o->err, o->errlen, "%s: data is truncated", o->name);
+			errf(o->err, o->errlen, "%s: data is truncated", o->name);
 			break;
 		}
 	}
@@ -362,7 +345,7 @@ static int run_bzip2(struct obuf *o, const uint8_t *in, size_t in_len)
 
 	memset(&bs, 0, sizeof(bs));
 	if (BZ2_bzDecompressInit(&bs, 0, 0) != BZ_OK) {
-		seterr(o->err, o->errlen, "bzip2: cannot initialise libbz2");
+		errf(o->err, o->errlen, "bzip2: cannot initialise libbz2");
 		return -1;
 	}
 	for (;;) {
@@ -389,13 +372,13 @@ static int run_bzip2(struct obuf *o, const uint8_t *in, size_t in_len)
 			break;
 		}
 		if (r != BZ_OK) {
-			seterr(o->err, o->errlen, "bzip2: corrupt data (libbz2 error %d)",
-			       r);
+			errf(o->err, o->errlen, "bzip2: corrupt data (libbz2 error %d)",
+			     r);
 			break;
 		}
 		if (bs.avail_out == space && bs.avail_in == in_before &&
 		    pos == in_len) {
-			seterr(o->err, o->errlen, "bzip2: data is truncated");
+			errf(o->err, o->errlen, "bzip2: data is truncated");
 			break;
 		}
 	}
@@ -409,11 +392,11 @@ int decompress__detect(const uint8_t *buf, size_t len)
 
 	if (len >= 6 && !memcmp(buf, xz, 6))
 		return DECOMP_XZ;
-	if (len >= 4 && le32(buf) == ZSTD_FRAME_MAGIC)
+	if (len >= 4 && get_le32(buf) == ZSTD_FRAME_MAGIC)
 		return DECOMP_ZSTD;
-	if (len >= 4 && le32(buf) == LZ4_LEGACY_MAGIC)
+	if (len >= 4 && get_le32(buf) == LZ4_LEGACY_MAGIC)
 		return DECOMP_LZ4_LEGACY;
-	if (len >= 4 && le32(buf) == LZ4_FRAME_MAGIC)
+	if (len >= 4 && get_le32(buf) == LZ4_FRAME_MAGIC)
 		return DECOMP_LZ4_FRAME;
 	if (len >= 4 && buf[0] == 'B' && buf[1] == 'Z' && buf[2] == 'h' &&
 	    buf[3] >= '1' && buf[3] <= '9')
@@ -451,8 +434,8 @@ int decompress__run(int fmt, const uint8_t *in, size_t in_len, uint8_t **out,
 	*out = NULL;
 	*out_len = 0;
 	if (fmt != DECOMP_UNKNOWN && decompress__detect(in, in_len) != fmt) {
-		seterr(err, errlen, "%s: data does not start with the %s magic",
-		       o.name, o.name);
+		errf(err, errlen, "%s: data does not start with the %s magic",
+		     o.name, o.name);
 		return -1;
 	}
 	if (max_out > SIZE_MAX / 4)
@@ -474,12 +457,12 @@ int decompress__run(int fmt, const uint8_t *in, size_t in_len, uint8_t **out,
 	case DECOMP_LZ4_FRAME: rc = run_lz4_frame(&o, in, in_len); break;
 	case DECOMP_BZIP2: rc = run_bzip2(&o, in, in_len); break;
 	default:
-		seterr(err, errlen, "unknown compression format");
+		errf(err, errlen, "unknown compression format");
 		return -1;
 	}
 	if (rc == 0 && o.len > o.max) {
-		seterr(err, errlen, "%s: decompressed data exceeds %zu bytes",
-		       o.name, o.max);
+		errf(err, errlen, "%s: decompressed data exceeds %zu bytes",
+		     o.name, o.max);
 		rc = -1;
 	}
 	if (rc) {

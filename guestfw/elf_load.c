@@ -3,23 +3,10 @@
 
 #include <elf.h>
 #include <inttypes.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
+#include "vmm/errf.h"
 #include "vmm/guest_mem.h"
-
-__attribute__((format(printf, 3, 4)))
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 int elf__is_elf(const uint8_t *buf, size_t len)
 {
@@ -33,24 +20,24 @@ int elf__open(struct elf_image *img, const uint8_t *buf, size_t len,
 
 	memset(img, 0, sizeof(*img));
 	if (!elf__is_elf(buf, len) || len < EI_NIDENT) {
-		seterr(err, errlen, "%s: not an ELF file", who);
+		errf(err, errlen, "%s: not an ELF file", who);
 		return -1;
 	}
 	if (buf[EI_CLASS] != ELFCLASS32 && buf[EI_CLASS] != ELFCLASS64) {
-		seterr(err, errlen, "%s: ELF class %u is invalid", who,
-		       buf[EI_CLASS]);
+		errf(err, errlen, "%s: ELF class %u is invalid", who,
+		     buf[EI_CLASS]);
 		return -1;
 	}
 	if (buf[EI_DATA] != ELFDATA2LSB) {
-		seterr(err, errlen, "%s: ELF file is not little-endian", who);
+		errf(err, errlen, "%s: ELF file is not little-endian", who);
 		return -1;
 	}
 	img->is64 = buf[EI_CLASS] == ELFCLASS64;
 	ehsize = img->is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr);
 	phsize = img->is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
 	if (len < ehsize) {
-		seterr(err, errlen, "%s: ELF header is truncated (%zu bytes)",
-		       who, len);
+		errf(err, errlen, "%s: ELF header is truncated (%zu bytes)",
+		     who, len);
 		return -1;
 	}
 	if (img->is64) {
@@ -75,19 +62,19 @@ int elf__open(struct elf_image *img, const uint8_t *buf, size_t len,
 		img->phentsize = eh.e_phentsize;
 	}
 	if (img->type != ET_EXEC && img->type != ET_DYN) {
-		seterr(err, errlen, "%s: ELF file is not an executable (type %u)",
-		       who, img->type);
+		errf(err, errlen, "%s: ELF file is not an executable (type %u)",
+		     who, img->type);
 		return -1;
 	}
 	if (img->phnum == 0) {
-		seterr(err, errlen, "%s: ELF file has no program headers", who);
+		errf(err, errlen, "%s: ELF file has no program headers", who);
 		return -1;
 	}
 	if (img->phentsize < phsize || img->phoff > len ||
 	    (uint64_t)img->phnum * img->phentsize > len - img->phoff) {
-		seterr(err, errlen,
-		       "%s: ELF program headers lie outside the file (truncated?)",
-		       who);
+		errf(err, errlen,
+		     "%s: ELF program headers lie outside the file (truncated?)",
+		     who);
 		return -1;
 	}
 	img->buf = buf;
@@ -132,30 +119,30 @@ static int check_segment(const struct elf_image *img,
 			 size_t errlen)
 {
 	if (s->offset > img->len || s->filesz > img->len - s->offset) {
-		seterr(err, errlen,
-		       "%s: ELF segment %u data lies outside the file (truncated?)",
-		       who, i);
+		errf(err, errlen,
+		     "%s: ELF segment %u data lies outside the file (truncated?)",
+		     who, i);
 		return -1;
 	}
 	if (s->filesz > s->memsz) {
-		seterr(err, errlen,
-		       "%s: ELF segment %u has filesz > memsz", who, i);
+		errf(err, errlen,
+		     "%s: ELF segment %u has filesz > memsz", who, i);
 		return -1;
 	}
 	if (s->memsz > UINT64_MAX - s->paddr || s->paddr < min_addr ||
 	    s->paddr + s->memsz > max_end) {
-		seterr(err, errlen,
-		       "%s: ELF segment %u at 0x%" PRIx64 "-0x%" PRIx64
-		       " is outside the loadable range 0x%" PRIx64 "-0x%" PRIx64,
-		       who, i, s->paddr, s->paddr + s->memsz, min_addr, max_end);
+		errf(err, errlen,
+		     "%s: ELF segment %u at 0x%" PRIx64 "-0x%" PRIx64
+		     " is outside the loadable range 0x%" PRIx64 "-0x%" PRIx64,
+		     who, i, s->paddr, s->paddr + s->memsz, min_addr, max_end);
 		return -1;
 	}
 	if (!guest_mem__ptr(mem, s->paddr, s->memsz)) {
-		seterr(err, errlen,
-		       "%s: ELF segment %u at 0x%" PRIx64 "-0x%" PRIx64
-		       " does not fit in guest RAM (%" PRIu64 " MiB)",
-		       who, i, s->paddr, s->paddr + s->memsz,
-		       mem->ram_size >> 20);
+		errf(err, errlen,
+		     "%s: ELF segment %u at 0x%" PRIx64 "-0x%" PRIx64
+		     " does not fit in guest RAM (%" PRIu64 " MiB)",
+		     who, i, s->paddr, s->paddr + s->memsz,
+		     mem->ram_size >> 20);
 		return -1;
 	}
 	return 0;
@@ -185,7 +172,7 @@ int elf__load(const struct elf_image *img, const struct guest_mem *mem,
 		nr++;
 	}
 	if (!nr) {
-		seterr(err, errlen, "%s: ELF file has no loadable segment", who);
+		errf(err, errlen, "%s: ELF file has no loadable segment", who);
 		return -1;
 	}
 	for (unsigned i = 0; i < img->phnum; i++) {

@@ -6,8 +6,6 @@
 
 #include <elf.h>
 #include <inttypes.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +14,8 @@
 #include "guestfw/decompress.h"
 #include "guestfw/e820.h"
 #include "guestfw/elf_load.h"
+#include "vmm/bytes.h"
+#include "vmm/errf.h"
 #include "vmm/guest_mem.h"
 
 /* struct boot_params */
@@ -63,52 +63,6 @@
 #define SYNTH_CMDLINE_SIZE    2047u
 #define SYNTH_KERNEL_ALIGN    0x200000u
 
-__attribute__((format(printf, 3, 4)))
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 static int probe_elf(const uint8_t *buf, size_t len,
 		     struct linux_kernel_info *info, char *err, size_t errlen)
 {
@@ -117,14 +71,14 @@ static int probe_elf(const uint8_t *buf, size_t len,
 	if (elf__open(&img, buf, len, "kernel", err, errlen))
 		return -1;
 	if (!img.is64) {
-		seterr(err, errlen,
-		       "kernel: ELF file is 32-bit; the 64-bit boot protocol needs an x86-64 vmlinux");
+		errf(err, errlen,
+		     "kernel: ELF file is 32-bit; the 64-bit boot protocol needs an x86-64 vmlinux");
 		return -1;
 	}
 	if (img.machine != EM_X86_64) {
-		seterr(err, errlen,
-		       "kernel: ELF file is for machine %u, not x86-64 (%u)",
-		       img.machine, EM_X86_64);
+		errf(err, errlen,
+		     "kernel: ELF file is for machine %u, not x86-64 (%u)",
+		     img.machine, EM_X86_64);
 		return -1;
 	}
 	info->format = LINUX_IMAGE_ELF;
@@ -144,56 +98,56 @@ static int probe_bzimage(const uint8_t *buf, size_t len,
 	const uint8_t *payload;
 
 	info->format = LINUX_IMAGE_BZIMAGE;
-	info->version = get16(buf + HDR_VERSION);
+	info->version = get_le16(buf + HDR_VERSION);
 	if (info->version < LINUX_MIN_PROTOCOL) {
-		seterr(err, errlen,
-		       "kernel boot protocol %u.%02x is too old for the 64-bit entry (need 2.12)",
-		       info->version >> 8, info->version & 0xFF);
+		errf(err, errlen,
+		     "kernel boot protocol %u.%02x is too old for the 64-bit entry (need 2.12)",
+		     info->version >> 8, info->version & 0xFF);
 		return -1;
 	}
 	if (len < HDR_MIN_FILE_LEN) {
-		seterr(err, errlen,
-		       "bzImage is truncated: %zu bytes, the setup header alone needs %u",
-		       len, HDR_MIN_FILE_LEN);
+		errf(err, errlen,
+		     "bzImage is truncated: %zu bytes, the setup header alone needs %u",
+		     len, HDR_MIN_FILE_LEN);
 		return -1;
 	}
 	info->setup_sects = buf[HDR_SETUP_SECTS];
-	info->xloadflags = get16(buf + HDR_XLOADFLAGS);
-	info->initrd_addr_max = get32(buf + HDR_INITRD_ADDR_MAX);
-	info->cmdline_size = get32(buf + HDR_CMDLINE_SIZE);
-	info->kernel_alignment = get32(buf + HDR_KERNEL_ALIGNMENT);
-	info->init_size = get32(buf + HDR_INIT_SIZE);
-	info->pref_address = get64(buf + HDR_PREF_ADDRESS);
+	info->xloadflags = get_le16(buf + HDR_XLOADFLAGS);
+	info->initrd_addr_max = get_le32(buf + HDR_INITRD_ADDR_MAX);
+	info->cmdline_size = get_le32(buf + HDR_CMDLINE_SIZE);
+	info->kernel_alignment = get_le32(buf + HDR_KERNEL_ALIGNMENT);
+	info->init_size = get_le32(buf + HDR_INIT_SIZE);
+	info->pref_address = get_le64(buf + HDR_PREF_ADDRESS);
 	if (!(info->xloadflags & XLF_KERNEL_64)) {
-		seterr(err, errlen,
-		       "bzImage is not a 64-bit kernel (xloadflags 0x%x lacks XLF_KERNEL_64)",
-		       info->xloadflags);
+		errf(err, errlen,
+		     "bzImage is not a 64-bit kernel (xloadflags 0x%x lacks XLF_KERNEL_64)",
+		     info->xloadflags);
 		return -1;
 	}
 	/* setup_sects 0 means 4, for ancient compatibility. */
 	pm_off = ((uint64_t)(info->setup_sects ? info->setup_sects : 4) + 1) * 512;
-	info->payload_off = pm_off + get32(buf + HDR_PAYLOAD_OFFSET);
-	info->payload_len = get32(buf + HDR_PAYLOAD_LENGTH);
+	info->payload_off = pm_off + get_le32(buf + HDR_PAYLOAD_OFFSET);
+	info->payload_len = get_le32(buf + HDR_PAYLOAD_LENGTH);
 	end = info->payload_off + info->payload_len;
 	if (end > len) {
-		seterr(err, errlen,
-		       "bzImage is truncated: its payload ends at byte %" PRIu64
-		       " but the file has %zu bytes", end, len);
+		errf(err, errlen,
+		     "bzImage is truncated: its payload ends at byte %" PRIu64
+		     " but the file has %zu bytes", end, len);
 		return -1;
 	}
 	if (info->payload_len < 8) {
-		seterr(err, errlen, "bzImage payload is empty (%" PRIu64 " bytes)",
-		       info->payload_len);
+		errf(err, errlen, "bzImage payload is empty (%" PRIu64 " bytes)",
+		     info->payload_len);
 		return -1;
 	}
 	payload = buf + info->payload_off;
-	info->payload_usize = get32(payload + info->payload_len - 4);
+	info->payload_usize = get_le32(payload + info->payload_len - 4);
 	info->compression = decompress__detect(payload, info->payload_len);
 	if (info->compression == DECOMP_UNKNOWN) {
 		if (!elf__is_elf(payload, info->payload_len)) {
-			seterr(err, errlen,
-			       "bzImage payload has an unknown compression format (magic %02x %02x %02x %02x)",
-			       payload[0], payload[1], payload[2], payload[3]);
+			errf(err, errlen,
+			     "bzImage payload has an unknown compression format (magic %02x %02x %02x %02x)",
+			     payload[0], payload[1], payload[2], payload[3]);
 			return -1;
 		}
 		info->payload_plain = 1;
@@ -207,14 +161,14 @@ int linux_boot__probe(const uint8_t *buf, size_t len,
 	memset(info, 0, sizeof(*info));
 	if (elf__is_elf(buf, len))
 		return probe_elf(buf, len, info, err, errlen);
-	if (len >= HDR_VERSION + 2 && get32(buf + HDR_MAGIC) == HDRS_MAGIC)
+	if (len >= HDR_VERSION + 2 && get_le32(buf + HDR_MAGIC) == HDRS_MAGIC)
 		return probe_bzimage(buf, len, info, err, errlen);
 	if (len < HDR_VERSION + 2)
-		seterr(err, errlen,
-		       "kernel image is truncated or not a kernel (%zu bytes)", len);
+		errf(err, errlen,
+		     "kernel image is truncated or not a kernel (%zu bytes)", len);
 	else
-		seterr(err, errlen,
-		       "kernel image is neither a bzImage (no HdrS magic) nor an ELF vmlinux");
+		errf(err, errlen,
+		     "kernel image is neither a bzImage (no HdrS magic) nor an ELF vmlinux");
 	return -1;
 }
 
@@ -230,25 +184,25 @@ int linux_boot__extract(const uint8_t *buf, size_t len,
 	*vmlinux_len = 0;
 	if (info->format != LINUX_IMAGE_BZIMAGE ||
 	    info->payload_off + info->payload_len > len) {
-		seterr(err, errlen, "kernel: no bzImage payload to extract");
+		errf(err, errlen, "kernel: no bzImage payload to extract");
 		return -1;
 	}
 	if (usize > DECOMPRESS_MAX_OUT) {
-		seterr(err, errlen,
-		       "bzImage payload claims %zu bytes uncompressed, more than the %llu MiB limit",
-		       usize, DECOMPRESS_MAX_OUT >> 20);
+		errf(err, errlen,
+		     "bzImage payload claims %zu bytes uncompressed, more than the %llu MiB limit",
+		     usize, DECOMPRESS_MAX_OUT >> 20);
 		return -1;
 	}
 	if (info->payload_plain) {
 		if (usize != info->payload_len - 4) {
-			seterr(err, errlen,
-			       "bzImage payload is %" PRIu64 " bytes but its trailer says %zu",
-			       info->payload_len - 4, usize);
+			errf(err, errlen,
+			     "bzImage payload is %" PRIu64 " bytes but its trailer says %zu",
+			     info->payload_len - 4, usize);
 			return -1;
 		}
 		*vmlinux = malloc(usize);
 		if (!*vmlinux) {
-			seterr(err, errlen, "kernel: out of memory");
+			errf(err, errlen, "kernel: out of memory");
 			return -1;
 		}
 		memcpy(*vmlinux, payload, usize);
@@ -259,13 +213,13 @@ int linux_boot__extract(const uint8_t *buf, size_t len,
 	 * word for the others): anything else is corruption. */
 	if (decompress__run(info->compression, payload, info->payload_len,
 			    vmlinux, vmlinux_len, usize, why, sizeof(why))) {
-		seterr(err, errlen, "bzImage payload: %s", why);
+		errf(err, errlen, "bzImage payload: %s", why);
 		return -1;
 	}
 	if (*vmlinux_len != usize) {
-		seterr(err, errlen,
-		       "bzImage payload decompressed to %zu bytes but its trailer says %zu",
-		       *vmlinux_len, usize);
+		errf(err, errlen,
+		     "bzImage payload decompressed to %zu bytes but its trailer says %zu",
+		     *vmlinux_len, usize);
 		free(*vmlinux);
 		*vmlinux = NULL;
 		*vmlinux_len = 0;
@@ -298,15 +252,15 @@ static void fill_header(uint8_t *bp, const uint8_t *kernel, size_t len,
 		memcpy(bp + BP_HDR, kernel + BP_HDR, end - BP_HDR);
 		return;
 	}
-	put16(bp + HDR_VID_MODE, 0xFFFF);
-	put16(bp + HDR_BOOT_FLAG, 0xAA55);
-	put32(bp + HDR_MAGIC, HDRS_MAGIC);
-	put16(bp + HDR_VERSION, info->version);
-	put32(bp + HDR_INITRD_ADDR_MAX, info->initrd_addr_max);
-	put32(bp + HDR_KERNEL_ALIGNMENT, info->kernel_alignment);
-	put16(bp + HDR_XLOADFLAGS, info->xloadflags);
-	put32(bp + HDR_CMDLINE_SIZE, info->cmdline_size);
-	put32(bp + HDR_INIT_SIZE, info->init_size);
+	put_le16(bp + HDR_VID_MODE, 0xFFFF);
+	put_le16(bp + HDR_BOOT_FLAG, 0xAA55);
+	put_le32(bp + HDR_MAGIC, HDRS_MAGIC);
+	put_le16(bp + HDR_VERSION, info->version);
+	put_le32(bp + HDR_INITRD_ADDR_MAX, info->initrd_addr_max);
+	put_le32(bp + HDR_KERNEL_ALIGNMENT, info->kernel_alignment);
+	put_le16(bp + HDR_XLOADFLAGS, info->xloadflags);
+	put_le32(bp + HDR_CMDLINE_SIZE, info->cmdline_size);
+	put_le32(bp + HDR_INIT_SIZE, info->init_size);
 }
 
 static int write_boot_params(const struct guest_mem *mem,
@@ -319,11 +273,11 @@ static int write_boot_params(const struct guest_mem *mem,
 	uint8_t *cl = guest_mem__ptr(mem, BOOT_CMDLINE_GPA, cmdline_len + 1);
 
 	if (!bp || !cl) {
-		seterr(err, errlen, "kernel: guest RAM too small for boot_params");
+		errf(err, errlen, "kernel: guest RAM too small for boot_params");
 		return -1;
 	}
 	if (e820->nr_entries > E820_MAX_ENTRIES) {
-		seterr(err, errlen, "kernel: E820 map has too many entries");
+		errf(err, errlen, "kernel: E820 map has too many entries");
 		return -1;
 	}
 	memset(bp, 0, BP_SIZE);
@@ -333,30 +287,30 @@ static int write_boot_params(const struct guest_mem *mem,
 	bp[HDR_LOADFLAGS] |= LOADED_HIGH | CAN_USE_HEAP;
 	/* Only the real-mode setup code uses the heap; the value is the
 	 * customary one for a loader that placed setup at 0x90000. */
-	put16(bp + HDR_HEAP_END_PTR, 0xFE00);
+	put_le16(bp + HDR_HEAP_END_PTR, 0xFE00);
 
 	memcpy(cl, in->cmdline ? in->cmdline : "", cmdline_len);
 	cl[cmdline_len] = 0;
-	put32(bp + HDR_CMD_LINE_PTR, (uint32_t)BOOT_CMDLINE_GPA);
-	put32(bp + BP_EXT_CMD_LINE_PTR, (uint32_t)(BOOT_CMDLINE_GPA >> 32));
+	put_le32(bp + HDR_CMD_LINE_PTR, (uint32_t)BOOT_CMDLINE_GPA);
+	put_le32(bp + BP_EXT_CMD_LINE_PTR, (uint32_t)(BOOT_CMDLINE_GPA >> 32));
 
 	if (initrd_gpa) {
-		put32(bp + HDR_RAMDISK_IMAGE, (uint32_t)initrd_gpa);
-		put32(bp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(initrd_gpa >> 32));
-		put32(bp + HDR_RAMDISK_SIZE, (uint32_t)in->initrd_len);
-		put32(bp + BP_EXT_RAMDISK_SIZE,
-		      (uint32_t)((uint64_t)in->initrd_len >> 32));
+		put_le32(bp + HDR_RAMDISK_IMAGE, (uint32_t)initrd_gpa);
+		put_le32(bp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(initrd_gpa >> 32));
+		put_le32(bp + HDR_RAMDISK_SIZE, (uint32_t)in->initrd_len);
+		put_le32(bp + BP_EXT_RAMDISK_SIZE,
+			 (uint32_t)((uint64_t)in->initrd_len >> 32));
 	}
 	if (in->rsdp_gpa)
-		put64(bp + BP_ACPI_RSDP_ADDR, in->rsdp_gpa);
+		put_le64(bp + BP_ACPI_RSDP_ADDR, in->rsdp_gpa);
 
 	bp[BP_E820_ENTRIES] = (uint8_t)e820->nr_entries;
 	for (uint32_t i = 0; i < e820->nr_entries; i++) {
 		uint8_t *e = bp + BP_E820_TABLE + 20 * i;
 
-		put64(e, e820->entries[i].addr);
-		put64(e + 8, e820->entries[i].size);
-		put32(e + 16, e820->entries[i].type);
+		put_le64(e, e820->entries[i].addr);
+		put_le64(e + 8, e820->entries[i].size);
+		put_le32(e + 16, e820->entries[i].type);
 	}
 	return 0;
 }
@@ -375,7 +329,7 @@ static int load_images(const struct guest_mem *mem,
 	if (elf__open(&img, elf, elf_len, "kernel", err, errlen))
 		return -1;
 	if (!img.is64 || img.machine != EM_X86_64) {
-		seterr(err, errlen, "kernel: payload is not an x86-64 ELF vmlinux");
+		errf(err, errlen, "kernel: payload is not an x86-64 ELF vmlinux");
 		return -1;
 	}
 	/* Everything must be below 4 GiB: that is what the boot page tables
@@ -384,9 +338,9 @@ static int load_images(const struct guest_mem *mem,
 		      &res->kernel_lo, &res->kernel_hi, "kernel", err, errlen))
 		return -1;
 	if (elf__entry_paddr(&img, &res->entry)) {
-		seterr(err, errlen,
-		       "kernel: ELF entry point 0x%" PRIx64 " is not inside a loadable segment",
-		       img.entry);
+		errf(err, errlen,
+		     "kernel: ELF entry point 0x%" PRIx64 " is not inside a loadable segment",
+		     img.entry);
 		return -1;
 	}
 	if (info->format == LINUX_IMAGE_ELF)
@@ -406,10 +360,10 @@ static int load_images(const struct guest_mem *mem,
 			       limit_end, res->kernel_lo, avoid_hi,
 			       &res->initrd_gpa) ||
 	    !guest_mem__ptr(mem, res->initrd_gpa, in->initrd_len)) {
-		seterr(err, errlen,
-		       "initrd (%zu bytes) does not fit in guest RAM below 0x%" PRIx64
-		       " beside the kernel (%" PRIu64 " MiB of RAM)",
-		       in->initrd_len, limit_end, mem->ram_size >> 20);
+		errf(err, errlen,
+		     "initrd (%zu bytes) does not fit in guest RAM below 0x%" PRIx64
+		     " beside the kernel (%" PRIu64 " MiB of RAM)",
+		     in->initrd_len, limit_end, mem->ram_size >> 20);
 		return -1;
 	}
 	memcpy(guest_mem__ptr(mem, res->initrd_gpa, in->initrd_len), in->initrd,
@@ -436,9 +390,9 @@ int linux_boot__load(const struct guest_mem *mem,
 	cmdline_len = in->cmdline ? strlen(in->cmdline) : 0;
 	if (cmdline_len > res.info.cmdline_size ||
 	    cmdline_len >= BOOT_CMDLINE_MAX) {
-		seterr(err, errlen,
-		       "kernel command line is %zu bytes; this kernel accepts at most %u",
-		       cmdline_len, res.info.cmdline_size);
+		errf(err, errlen,
+		     "kernel command line is %zu bytes; this kernel accepts at most %u",
+		     cmdline_len, res.info.cmdline_size);
 		return -1;
 	}
 	if (res.info.format == LINUX_IMAGE_BZIMAGE && in->vmlinux) {
@@ -462,7 +416,7 @@ int linux_boot__load(const struct guest_mem *mem,
 		return -1;
 	cr3 = boot_tables__write_identity_map(mem);
 	if (!cr3 || boot_tables__write_gdt(mem)) {
-		seterr(err, errlen, "kernel: guest RAM too small for boot tables");
+		errf(err, errlen, "kernel: guest RAM too small for boot tables");
 		return -1;
 	}
 

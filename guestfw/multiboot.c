@@ -5,8 +5,6 @@
 
 #include <elf.h>
 #include <inttypes.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +12,8 @@
 #include "guestfw/boot_tables.h"
 #include "guestfw/e820.h"
 #include "guestfw/elf_load.h"
+#include "vmm/bytes.h"
+#include "vmm/errf.h"
 #include "vmm/guest_mem.h"
 
 /* Below this sit the GDT, the info area and the boot stack. */
@@ -24,36 +24,6 @@
  * there is no display. */
 #define MB_FLAGS_KNOWN (MB_FLAG_PAGE_ALIGN | MB_FLAG_MEMORY_INFO | \
 			MB_FLAG_VIDEO_MODE)
-
-__attribute__((format(printf, 3, 4)))
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
 
 static uint64_t page_up(uint64_t v)
 {
@@ -70,31 +40,31 @@ int multiboot__probe(const uint8_t *buf, size_t len,
 	memset(hdr, 0, sizeof(*hdr));
 	for (size_t off = 0; off + 12 <= end; off += 4) {
 		const uint8_t *h = buf + off;
-		uint32_t flags = get32(h + 4);
+		uint32_t flags = get_le32(h + 4);
 
-		if (get32(h) != MULTIBOOT_HEADER_MAGIC)
+		if (get_le32(h) != MULTIBOOT_HEADER_MAGIC)
 			continue;
-		if ((uint32_t)(MULTIBOOT_HEADER_MAGIC + flags + get32(h + 8))) {
+		if ((uint32_t)(MULTIBOOT_HEADER_MAGIC + flags + get_le32(h + 8))) {
 			if (!bad)
-				seterr(err, errlen,
-				       "multiboot: header at offset 0x%zx has a bad checksum",
-				       off);
+				errf(err, errlen,
+				     "multiboot: header at offset 0x%zx has a bad checksum",
+				     off);
 			bad = 1;
 			continue;
 		}
 		if ((flags & MB_FLAG_AOUT_KLUDGE) && len - off < 32) {
-			seterr(err, errlen,
-			       "multiboot: header at offset 0x%zx is truncated", off);
+			errf(err, errlen,
+			     "multiboot: header at offset 0x%zx is truncated", off);
 			return -1;
 		}
 		hdr->offset = (uint32_t)off;
 		hdr->flags = flags;
 		if (flags & MB_FLAG_AOUT_KLUDGE) {
-			hdr->header_addr = get32(h + 12);
-			hdr->load_addr = get32(h + 16);
-			hdr->load_end_addr = get32(h + 20);
-			hdr->bss_end_addr = get32(h + 24);
-			hdr->entry_addr = get32(h + 28);
+			hdr->header_addr = get_le32(h + 12);
+			hdr->load_addr = get_le32(h + 16);
+			hdr->load_end_addr = get_le32(h + 20);
+			hdr->bss_end_addr = get_le32(h + 24);
+			hdr->entry_addr = get_le32(h + 28);
 		}
 		return 1;
 	}
@@ -135,13 +105,13 @@ int multiboot__parse_modules(const char *list,
 		i++; /* past the separator (or the end) */
 		item[len] = 0;
 		if (len == 0 || item[0] == ' ') {
-			seterr(err, errlen, "multiboot: empty module file name in \"%s\"",
-			       list);
+			errf(err, errlen, "multiboot: empty module file name in \"%s\"",
+			     list);
 			goto fail;
 		}
 		if (nr == MULTIBOOT_MAX_MODULES) {
-			seterr(err, errlen, "multiboot: more than %d modules",
-			       MULTIBOOT_MAX_MODULES);
+			errf(err, errlen, "multiboot: more than %d modules",
+			     MULTIBOOT_MAX_MODULES);
 			goto fail;
 		}
 		m[nr].string = strdup(item);
@@ -158,7 +128,7 @@ int multiboot__parse_modules(const char *list,
 	*nr_mods = nr;
 	return 0;
 oom:
-	seterr(err, errlen, "multiboot: out of memory");
+	errf(err, errlen, "multiboot: out of memory");
 fail:
 	free(item);
 	multiboot__free_modules(m, nr);
@@ -188,17 +158,17 @@ static int load_aout(const struct guest_mem *mem, const uint8_t *buf,
 
 	if (h->header_addr < h->load_addr ||
 	    h->header_addr - h->load_addr > h->offset) {
-		seterr(err, errlen,
-		       "multiboot: header_addr 0x%x and load_addr 0x%x put the image before the file start",
-		       h->header_addr, h->load_addr);
+		errf(err, errlen,
+		     "multiboot: header_addr 0x%x and load_addr 0x%x put the image before the file start",
+		     h->header_addr, h->load_addr);
 		return -1;
 	}
 	file_off = h->offset - (h->header_addr - h->load_addr);
 	if (h->load_end_addr) {
 		if (h->load_end_addr <= h->load_addr) {
-			seterr(err, errlen,
-			       "multiboot: load_end_addr 0x%x is not above load_addr 0x%x",
-			       h->load_end_addr, h->load_addr);
+			errf(err, errlen,
+			     "multiboot: load_end_addr 0x%x is not above load_addr 0x%x",
+			     h->load_end_addr, h->load_addr);
 			return -1;
 		}
 		load_size = h->load_end_addr - h->load_addr;
@@ -206,28 +176,27 @@ static int load_aout(const struct guest_mem *mem, const uint8_t *buf,
 		load_size = len - file_off;
 	}
 	if (load_size > len - file_off) {
-		seterr(err, errlen,
-		       "multiboot: image is truncated: the header asks for %" PRIu64
-		       " bytes from offset %" PRIu64 ", the file has %zu",
-		       load_size, file_off, len);
+		errf(err, errlen,
+		     "multiboot: image is truncated: the header asks for %" PRIu64
+		     " bytes from offset %" PRIu64 ", the file has %zu",
+		     load_size, file_off, len);
 		return -1;
 	}
 	mem_size = load_size;
 	if (h->bss_end_addr) {
 		if (h->bss_end_addr < h->load_addr + load_size) {
-			seterr(err, errlen,
-			       "multiboot: bss_end_addr 0x%x is below the end of the loaded image",
-			       h->bss_end_addr);
+			errf(err, errlen,
+			     "multiboot: bss_end_addr 0x%x is below the end of the loaded image",
+			     h->bss_end_addr);
 			return -1;
 		}
 		mem_size = h->bss_end_addr - h->load_addr;
 	}
 	if (mem_size == 0 || h->load_addr < MB_KERNEL_MIN ||
 	    !(dst = guest_mem__ptr(mem, h->load_addr, mem_size))) {
-		seterr(err, errlen,
-		       "multiboot: image at 0x%x-0x%" PRIx64
-		       " does not fit in guest RAM above 0x%llx",
-		       h->load_addr, h->load_addr + mem_size, MB_KERNEL_MIN);
+		errf(err, errlen, "multiboot: image at 0x%x-0x%" PRIx64
+		     " does not fit in guest RAM above 0x%llx",
+		     h->load_addr, h->load_addr + mem_size, MB_KERNEL_MIN);
 		return -1;
 	}
 	memcpy(dst, buf + file_off, load_size);
@@ -247,22 +216,22 @@ static int load_elf32(const struct guest_mem *mem, const uint8_t *buf,
 	if (elf__open(&img, buf, len, "multiboot", err, errlen))
 		return -1;
 	if (img.is64) {
-		seterr(err, errlen,
-		       "multiboot: 64-bit ELF images are not supported, use the address fields (flag 16)");
+		errf(err, errlen,
+		     "multiboot: 64-bit ELF images are not supported, use the address fields (flag 16)");
 		return -1;
 	}
 	if (img.machine != EM_386) {
-		seterr(err, errlen, "multiboot: ELF image is for machine %u, not i386",
-		       img.machine);
+		errf(err, errlen, "multiboot: ELF image is for machine %u, not i386",
+		     img.machine);
 		return -1;
 	}
 	if (elf__load(&img, mem, MB_KERNEL_MIN, MB_4G, lo, hi, "multiboot",
 		      err, errlen))
 		return -1;
 	if (elf__entry_paddr(&img, entry)) {
-		seterr(err, errlen,
-		       "multiboot: ELF entry point 0x%" PRIx64 " is not inside a loadable segment",
-		       img.entry);
+		errf(err, errlen,
+		     "multiboot: ELF entry point 0x%" PRIx64 " is not inside a loadable segment",
+		     img.entry);
 		return -1;
 	}
 	return 0;
@@ -315,23 +284,23 @@ static int place_modules(const struct guest_mem *mem,
 		uint8_t *dst = NULL;
 
 		if (!str) {
-			seterr(err, errlen,
-			       "multiboot: module strings do not fit in the info area");
+			errf(err, errlen,
+			     "multiboot: module strings do not fit in the info area");
 			return -1;
 		}
 		if (at >= MB_4G || m->len > MB_4G - at ||
 		    (m->len && !(dst = guest_mem__ptr(mem, at, m->len)))) {
-			seterr(err, errlen,
-			       "multiboot: module %u (%zu bytes) does not fit in guest RAM at 0x%" PRIx64,
-			       i, m->len, at);
+			errf(err, errlen,
+			     "multiboot: module %u (%zu bytes) does not fit in guest RAM at 0x%" PRIx64,
+			     i, m->len, at);
 			return -1;
 		}
 		if (m->len)
 			memcpy(dst, m->data, m->len);
-		put32(mods_tab + 16 * i, (uint32_t)at);
-		put32(mods_tab + 16 * i + 4, (uint32_t)(at + m->len));
-		put32(mods_tab + 16 * i + 8, (uint32_t)str);
-		put32(mods_tab + 16 * i + 12, 0);
+		put_le32(mods_tab + 16 * i, (uint32_t)at);
+		put_le32(mods_tab + 16 * i + 4, (uint32_t)(at + m->len));
+		put_le32(mods_tab + 16 * i + 8, (uint32_t)str);
+		put_le32(mods_tab + 16 * i + 12, 0);
 		at = page_up(at + m->len);
 	}
 	return 0;
@@ -350,7 +319,7 @@ static int write_info(const struct guest_mem *mem,
 	uint8_t *p;
 
 	if (!a.host) {
-		seterr(err, errlen, "multiboot: guest RAM too small for the info area");
+		errf(err, errlen, "multiboot: guest RAM too small for the info area");
 		return -1;
 	}
 	memset(a.host, 0, BOOT_MBI_END - BOOT_MBI_GPA);
@@ -364,9 +333,9 @@ static int write_info(const struct guest_mem *mem,
 	else
 		cmd = area_str(&a, in->cmdline ? in->cmdline : "", NULL);
 	if (!mbi || !mmap || (in->nr_mods && !mods) || !name || !cmd) {
-		seterr(err, errlen,
-		       "multiboot: command line and module list do not fit in the %llu KiB info area",
-		       (BOOT_MBI_END - BOOT_MBI_GPA) >> 10);
+		errf(err, errlen,
+		     "multiboot: command line and module list do not fit in the %llu KiB info area",
+		     (BOOT_MBI_END - BOOT_MBI_GPA) >> 10);
 		return -1;
 	}
 	p = a.host + (mbi - BOOT_MBI_GPA);
@@ -379,10 +348,10 @@ static int write_info(const struct guest_mem *mem,
 		uint8_t *e = a.host + (mmap - BOOT_MBI_GPA) + 24 * i;
 
 		/* `size` counts the bytes after itself. */
-		put32(e, 20);
-		put64(e + 4, e820->entries[i].addr);
-		put64(e + 12, e820->entries[i].size);
-		put32(e + 20, e820->entries[i].type);
+		put_le32(e, 20);
+		put_le64(e + 4, e820->entries[i].addr);
+		put_le64(e + 12, e820->entries[i].size);
+		put_le32(e + 20, e820->entries[i].type);
 	}
 	lower = e820__ram_at(e820, 0) >> 10;
 	if (lower > 640)
@@ -391,16 +360,16 @@ static int write_info(const struct guest_mem *mem,
 	if (upper > UINT32_MAX)
 		upper = UINT32_MAX;
 
-	put32(p + MBI_FLAGS, MBI_FLAG_MEM | MBI_FLAG_CMDLINE | MBI_FLAG_MMAP |
-	      MBI_FLAG_LOADER | (in->nr_mods ? MBI_FLAG_MODS : 0));
-	put32(p + MBI_MEM_LOWER, (uint32_t)lower);
-	put32(p + MBI_MEM_UPPER, (uint32_t)upper);
-	put32(p + MBI_CMDLINE, (uint32_t)cmd);
-	put32(p + MBI_MODS_COUNT, in->nr_mods);
-	put32(p + MBI_MODS_ADDR, (uint32_t)mods);
-	put32(p + MBI_MMAP_LENGTH, 24 * e820->nr_entries);
-	put32(p + MBI_MMAP_ADDR, (uint32_t)mmap);
-	put32(p + MBI_BOOT_LOADER, (uint32_t)name);
+	put_le32(p + MBI_FLAGS, MBI_FLAG_MEM | MBI_FLAG_CMDLINE | MBI_FLAG_MMAP |
+		 MBI_FLAG_LOADER | (in->nr_mods ? MBI_FLAG_MODS : 0));
+	put_le32(p + MBI_MEM_LOWER, (uint32_t)lower);
+	put_le32(p + MBI_MEM_UPPER, (uint32_t)upper);
+	put_le32(p + MBI_CMDLINE, (uint32_t)cmd);
+	put_le32(p + MBI_MODS_COUNT, in->nr_mods);
+	put_le32(p + MBI_MODS_ADDR, (uint32_t)mods);
+	put_le32(p + MBI_MMAP_LENGTH, 24 * e820->nr_entries);
+	put_le32(p + MBI_MMAP_ADDR, (uint32_t)mmap);
+	put_le32(p + MBI_BOOT_LOADER, (uint32_t)name);
 	return 0;
 }
 
@@ -417,19 +386,19 @@ int multiboot__load(const struct guest_mem *mem,
 	if (found < 0)
 		return -1;
 	if (!found) {
-		seterr(err, errlen, "multiboot: no multiboot header in the first %d bytes",
-		       MULTIBOOT_SEARCH);
+		errf(err, errlen, "multiboot: no multiboot header in the first %d bytes",
+		     MULTIBOOT_SEARCH);
 		return -1;
 	}
 	if (h.flags & 0xFFFF & ~MB_FLAGS_KNOWN) {
-		seterr(err, errlen,
-		       "multiboot: header requires unsupported features (flags 0x%x)",
-		       h.flags);
+		errf(err, errlen,
+		     "multiboot: header requires unsupported features (flags 0x%x)",
+		     h.flags);
 		return -1;
 	}
 	if (in->nr_mods > MULTIBOOT_MAX_MODULES) {
-		seterr(err, errlen, "multiboot: more than %d modules",
-		       MULTIBOOT_MAX_MODULES);
+		errf(err, errlen, "multiboot: more than %d modules",
+		     MULTIBOOT_MAX_MODULES);
 		return -1;
 	}
 	if (h.flags & MB_FLAG_AOUT_KLUDGE) {
@@ -441,19 +410,19 @@ int multiboot__load(const struct guest_mem *mem,
 			       err, errlen))
 			return -1;
 	} else {
-		seterr(err, errlen,
-		       "multiboot: image is not ELF and its header has no address fields (flag 16)");
+		errf(err, errlen,
+		     "multiboot: image is not ELF and its header has no address fields (flag 16)");
 		return -1;
 	}
 	if (rip >= MB_4G || !guest_mem__ptr(mem, rip, 1)) {
-		seterr(err, errlen,
-		       "multiboot: entry point 0x%" PRIx64 " is not in guest RAM", rip);
+		errf(err, errlen,
+		     "multiboot: entry point 0x%" PRIx64 " is not in guest RAM", rip);
 		return -1;
 	}
 	if (write_info(mem, in, e820, hi, err, errlen))
 		return -1;
 	if (boot_tables__write_gdt(mem)) {
-		seterr(err, errlen, "multiboot: guest RAM too small for the GDT");
+		errf(err, errlen, "multiboot: guest RAM too small for the GDT");
 		return -1;
 	}
 	memset(entry, 0, sizeof(*entry));

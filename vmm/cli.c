@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "vmm/config_file.h"
+#include "vmm/errf.h"
 #include "vmm/settings.h"
 
 static const char usage[] =
@@ -151,8 +152,8 @@ static int next_tok(int argc, char *const argv[], int *i, struct tok *t,
 	size_t len;
 
 	if (arg[0] != '-' || !arg[1] || !strcmp(arg, "--")) {
-		settings__errf(err, errlen, "unexpected argument '%s' (see "
-			       "krg-vmm --help)", arg);
+		errf(err, errlen, "unexpected argument '%s' (see "
+		     "krg-vmm --help)", arg);
 		return -1;
 	}
 	name = arg + (arg[1] == '-' ? 2 : 1);
@@ -175,16 +176,16 @@ static int next_tok(int argc, char *const argv[], int *i, struct tok *t,
 		t->kind = TOK_SETTING;
 		t->s = settings__by_option(name, len);
 		if (!t->s) {
-			settings__errf(err, errlen, "unknown option '%s' (see "
-				       "krg-vmm --help)", t->spelling);
+			errf(err, errlen, "unknown option '%s' (see "
+			     "krg-vmm --help)", t->spelling);
 			return -1;
 		}
 		takes_value = !(t->s->flags & SETTING_FLAG);
 	}
 	if (!takes_value) {
 		if (eq) {
-			settings__errf(err, errlen, "option %s takes no value",
-				       t->spelling);
+			errf(err, errlen, "option %s takes no value",
+			     t->spelling);
 			return -1;
 		}
 		t->value = "true";
@@ -195,8 +196,7 @@ static int next_tok(int argc, char *const argv[], int *i, struct tok *t,
 		return 0;
 	}
 	if (*i >= argc) {
-		settings__errf(err, errlen, "option %s needs a value",
-			       t->spelling);
+		errf(err, errlen, "option %s needs a value", t->spelling);
 		return -1;
 	}
 	t->value = argv[(*i)++];
@@ -222,7 +222,7 @@ static int parse_launch(int argc, char *const argv[], struct vm_config *cfg,
 		if (t.kind != TOK_CONFIG)
 			continue;
 		if (config) {
-			settings__errf(err, errlen, "--config given twice");
+			errf(err, errlen, "--config given twice");
 			return -1;
 		}
 		config = t.value;
@@ -233,8 +233,7 @@ static int parse_launch(int argc, char *const argv[], struct vm_config *cfg,
 	}
 	if (config) {
 		if (strlen(config) >= sizeof(cfg->config_file)) {
-			settings__errf(err, errlen, "config file path is too "
-				       "long");
+			errf(err, errlen, "config file path is too long");
 			return -1;
 		}
 		if (config_file__load(config, cfg, err, errlen))
@@ -255,9 +254,9 @@ static int parse_launch(int argc, char *const argv[], struct vm_config *cfg,
 				t.s->excludes, strlen(t.s->excludes));
 
 			if (o && (seen & (1ull << settings__index(o)))) {
-				settings__errf(err, errlen, "%s cannot be "
-					       "combined with --%s", t.spelling,
-					       o->option);
+				errf(err, errlen, "%s cannot be "
+				     "combined with --%s", t.spelling,
+				     o->option);
 				return -1;
 			}
 		}
@@ -278,7 +277,7 @@ int cli__parse(int argc, char *const argv[], struct vm_config *cfg,
 
 	settings__defaults(cfg);
 	if (argc < 2) {
-		settings__errf(err, errlen, "no command given (%s)", usage);
+		errf(err, errlen, "no command given (%s)", usage);
 		return -1;
 	}
 	cmd = argv[1];
@@ -292,9 +291,9 @@ int cli__parse(int argc, char *const argv[], struct vm_config *cfg,
 		    !strcmp(argv[2], "launch"))
 			extra = 3;
 		if (argc > extra) {
-			settings__errf(err, errlen, "unexpected argument '%s' "
-				       "after %s (help topics: launch)",
-				       argv[extra], argv[extra - 1]);
+			errf(err, errlen, "unexpected argument '%s' "
+			     "after %s (help topics: launch)",
+			     argv[extra], argv[extra - 1]);
 			return -1;
 		}
 		*verb = CLI_HELP;
@@ -302,18 +301,18 @@ int cli__parse(int argc, char *const argv[], struct vm_config *cfg,
 	}
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "-version")) {
 		if (argc > 2) {
-			settings__errf(err, errlen, "unexpected argument '%s' "
-				       "after %s", argv[2], cmd);
+			errf(err, errlen, "unexpected argument '%s' "
+			     "after %s", argv[2], cmd);
 			return -1;
 		}
 		*verb = CLI_VERSION;
 		return 0;
 	}
 	if (cmd[0] == '-')
-		settings__errf(err, errlen, "option '%s' needs a command before "
-			       "it: krg-vmm launch %s ...", cmd, cmd);
+		errf(err, errlen, "option '%s' needs a command before "
+		     "it: krg-vmm launch %s ...", cmd, cmd);
 	else
-		settings__errf(err, errlen, "unknown command '%s' (see krg-vmm "
-			       "--help)", cmd);
+		errf(err, errlen, "unknown command '%s' (see krg-vmm "
+		     "--help)", cmd);
 	return -1;
 }

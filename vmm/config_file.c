@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vmm/errf.h"
 #include "vmm/settings.h"
 
 struct cf_ctx {
@@ -30,7 +31,7 @@ static void line_err(const struct cf_ctx *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	settings__errf(c->err, c->errlen, "%s:%u: %s", c->name, c->line, msg);
+	errf(c->err, c->errlen, "%s:%u: %s", c->name, c->line, msg);
 }
 
 static bool is_space(char c)
@@ -207,14 +208,14 @@ int config_file__load(const char *path, struct vm_config *cfg, char *err,
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		settings__errf(err, errlen, "cannot open config file '%s': %s",
-			       path, strerror(errno));
+		errf(err, errlen, "cannot open config file '%s': %s",
+		     path, strerror(errno));
 		return -1;
 	}
 	buf = malloc(CONFIG_FILE_MAX + 1);
 	if (!buf) {
 		close(fd);
-		settings__errf(err, errlen, "out of memory");
+		errf(err, errlen, "out of memory");
 		return -1;
 	}
 	/* One byte past the cap tells "too large" from "exactly the cap". */
@@ -223,8 +224,8 @@ int config_file__load(const char *path, struct vm_config *cfg, char *err,
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0) {
-			settings__errf(err, errlen, "cannot read config file "
-				       "'%s': %s", path, strerror(errno));
+			errf(err, errlen, "cannot read config file "
+			     "'%s': %s", path, strerror(errno));
 			goto fail;
 		}
 		if (!got)
@@ -232,8 +233,8 @@ int config_file__load(const char *path, struct vm_config *cfg, char *err,
 		len += (size_t)got;
 	}
 	if (len > CONFIG_FILE_MAX) {
-		settings__errf(err, errlen, "config file '%s' is larger than "
-			       "%u bytes", path, CONFIG_FILE_MAX);
+		errf(err, errlen, "config file '%s' is larger than "
+		     "%u bytes", path, CONFIG_FILE_MAX);
 		goto fail;
 	}
 	close(fd);
@@ -245,7 +246,7 @@ int config_file__load(const char *path, struct vm_config *cfg, char *err,
 		base = strndup(path, blen);
 		if (!base) {
 			free(buf);
-			settings__errf(err, errlen, "out of memory");
+			errf(err, errlen, "out of memory");
 			return -1;
 		}
 	}

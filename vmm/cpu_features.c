@@ -1,9 +1,10 @@
 #include "vmm/cpu_features.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "vmm/errf.h"
 
 #define L1_EDX(n, b)	{ n, 0x1, 0, CPUID_EDX, b }
 #define L1_ECX(n, b)	{ n, 0x1, 0, CPUID_ECX, b }
@@ -73,20 +74,6 @@ static const char *const model_names[] = {
 	[CPU_MODEL_MAX] = "max",
 	[CPU_MODEL_QEMU64] = "qemu64",
 };
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 const struct cpu_feature *cpu_features__table(size_t *count)
 {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm/settings.h"
+#include "vmm/errf.h"
 
 /* DNS allows 253; ":65535" and the NUL must still fit in vm_node.addr. */
 #define HOST_MAX (sizeof(((struct vm_node *)0)->addr) - 7)
@@ -88,8 +88,8 @@ static int parse_one(const char *item, size_t len, struct vm_node *out,
 		const char *close = memchr(item, ']', len);
 
 		if (!close || close + 1 == item + len || close[1] != ':') {
-			settings__errf(err, errlen, "node '%.*s': expected "
-				       "[IPv6-ADDRESS]:PORT", (int)len, item);
+			errf(err, errlen, "node '%.*s': expected "
+			     "[IPv6-ADDRESS]:PORT", (int)len, item);
 			return -1;
 		}
 		v6 = true;
@@ -102,30 +102,30 @@ static int parse_one(const char *item, size_t len, struct vm_node *out,
 			if (item[i] == ':')
 				colon = item + i;
 		if (!colon) {
-			settings__errf(err, errlen, "node '%.*s' needs a port "
-				       "(HOST:PORT, or 'local')", (int)len, item);
+			errf(err, errlen, "node '%.*s' needs a port "
+			     "(HOST:PORT, or 'local')", (int)len, item);
 			return -1;
 		}
 		host_start = item;
 		host_len = (size_t)(colon - item);
 		if (memchr(item, ':', host_len)) {
-			settings__errf(err, errlen, "node '%.*s': write an "
-				       "IPv6 address in brackets, [ADDRESS]:PORT",
-				       (int)len, item);
+			errf(err, errlen, "node '%.*s': write an "
+			     "IPv6 address in brackets, [ADDRESS]:PORT",
+			     (int)len, item);
 			return -1;
 		}
 		port_text = colon + 1;
 	}
 	if (!host_len || host_len > HOST_MAX) {
-		settings__errf(err, errlen, "node '%.*s': %s host name",
-			       (int)len, item, host_len ? "too long a" : "empty");
+		errf(err, errlen, "node '%.*s': %s host name",
+		     (int)len, item, host_len ? "too long a" : "empty");
 		return -1;
 	}
 	memcpy(host, host_start, host_len);
 	host[host_len] = '\0';
 	if (parse_port(port_text, (size_t)(item + len - port_text), &port)) {
-		settings__errf(err, errlen, "node '%.*s': port must be a number "
-			       "from 1 to 65535", (int)len, item);
+		errf(err, errlen, "node '%.*s': port must be a number "
+		     "from 1 to 65535", (int)len, item);
 		return -1;
 	}
 
@@ -133,8 +133,8 @@ static int parse_one(const char *item, size_t len, struct vm_node *out,
 		struct in6_addr a6;
 
 		if (inet_pton(AF_INET6, host, &a6) != 1) {
-			settings__errf(err, errlen, "node '%.*s': '%s' is not an "
-				       "IPv6 address", (int)len, item, host);
+			errf(err, errlen, "node '%.*s': '%s' is not an "
+			     "IPv6 address", (int)len, item, host);
 			return -1;
 		}
 		inet_ntop(AF_INET6, &a6, canon, sizeof(canon));
@@ -145,8 +145,8 @@ static int parse_one(const char *item, size_t len, struct vm_node *out,
 		struct in_addr a4;
 
 		if (inet_pton(AF_INET, host, &a4) != 1) {
-			settings__errf(err, errlen, "node '%.*s': '%s' is not an "
-				       "IPv4 address", (int)len, item, host);
+			errf(err, errlen, "node '%.*s': '%s' is not an "
+			     "IPv4 address", (int)len, item, host);
 			return -1;
 		}
 		inet_ntop(AF_INET, &a4, canon, sizeof(canon));
@@ -154,8 +154,8 @@ static int parse_one(const char *item, size_t len, struct vm_node *out,
 		return 0;
 	}
 	if (!valid_hostname(host)) {
-		settings__errf(err, errlen, "node '%.*s': '%s' is not a valid "
-			       "host name", (int)len, item, host);
+		errf(err, errlen, "node '%.*s': '%s' is not a valid "
+		     "host name", (int)len, item, host);
 		return -1;
 	}
 	for (char *c = host; *c; c++)
@@ -175,7 +175,7 @@ int node_list__parse(const char *text, struct vm_node nodes[VM_MAX_NODES],
 	int ret = -1;
 
 	if (!tmp) {
-		settings__errf(err, errlen, "out of memory");
+		errf(err, errlen, "out of memory");
 		return -1;
 	}
 	do {
@@ -184,21 +184,21 @@ int node_list__parse(const char *text, struct vm_node nodes[VM_MAX_NODES],
 		comma = strchr(p, ',');
 		len = comma ? (size_t)(comma - p) : strlen(p);
 		if (!len) {
-			settings__errf(err, errlen, "empty node address in "
-				       "node list '%s'", text);
+			errf(err, errlen, "empty node address in "
+			     "node list '%s'", text);
 			goto out;
 		}
 		if (n == VM_MAX_NODES) {
-			settings__errf(err, errlen, "node list has more than "
-				       "%d nodes", VM_MAX_NODES);
+			errf(err, errlen, "node list has more than "
+			     "%d nodes", VM_MAX_NODES);
 			goto out;
 		}
 		if (parse_one(p, len, &tmp[n], err, errlen))
 			goto out;
 		for (i = 0; i < n; i++) {
 			if (!strcmp(tmp[i].addr, tmp[n].addr)) {
-				settings__errf(err, errlen, "node '%s' is listed "
-					       "twice", tmp[n].addr);
+				errf(err, errlen, "node '%s' is listed "
+				     "twice", tmp[n].addr);
 				goto out;
 			}
 		}

@@ -1,26 +1,15 @@
 #include "vmm/settings.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "vmm/cpu_features.h"
+#include "vmm/errf.h"
 #include "vmm/node_list.h"
 
 /* --save-after is turned into nanosecond deadlines; keep it far from
  * overflow and within what a test could mean. */
 #define SAVE_AFTER_MAX_MS (30ull * 24 * 3600 * 1000)
-
-void settings__errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 void settings__defaults(struct vm_config *cfg)
 {
@@ -90,8 +79,8 @@ static int set_memory(struct vm_config *cfg, const char *v, const char *base,
 	uint64_t n, mul = 1;
 
 	if (v[len] == ',') {
-		settings__errf(err, errlen, "unsupported memory option '%s' "
-			       "(krg-vmm takes SIZE or size=SIZE)", v + len + 1);
+		errf(err, errlen, "unsupported memory option '%s' "
+		     "(krg-vmm takes SIZE or size=SIZE)", v + len + 1);
 		return -1;
 	}
 	if (len >= 5 && !memcmp(p, "size=", 5)) {
@@ -107,21 +96,20 @@ static int set_memory(struct vm_config *cfg, const char *v, const char *base,
 		}
 	}
 	if (parse_u64(p, digits, &n)) {
-		settings__errf(err, errlen, "invalid memory size '%s' (MiB, or "
-			       "a number with suffix M, G or T)", v);
+		errf(err, errlen, "invalid memory size '%s' (MiB, or "
+		     "a number with suffix M, G or T)", v);
 		return -1;
 	}
 	if (n > VM_MAX_RAM_MIB / mul) {
-		settings__errf(err, errlen, "memory size '%s' is too large "
-			       "(maximum %llu MiB)", v,
-			       (unsigned long long)VM_MAX_RAM_MIB);
+		errf(err, errlen, "memory size '%s' is too large "
+		     "(maximum %llu MiB)", v,
+		     (unsigned long long)VM_MAX_RAM_MIB);
 		return -1;
 	}
 	n *= mul;
 	if (n < VM_MIN_RAM_MIB) {
-		settings__errf(err, errlen, "memory size %llu MiB is too small "
-			       "(minimum %d MiB)", (unsigned long long)n,
-			       VM_MIN_RAM_MIB);
+		errf(err, errlen, "memory size %llu MiB is too small "
+		     "(minimum %d MiB)", (unsigned long long)n, VM_MIN_RAM_MIB);
 		return -1;
 	}
 	cfg->ram_mib = n;
@@ -136,8 +124,8 @@ static int set_smp(struct vm_config *cfg, const char *v, const char *base,
 	uint64_t n;
 
 	if (v[len] == ',') {
-		settings__errf(err, errlen, "unsupported smp option '%s' "
-			       "(krg-vmm takes N or cpus=N)", v + len + 1);
+		errf(err, errlen, "unsupported smp option '%s' "
+		     "(krg-vmm takes N or cpus=N)", v + len + 1);
 		return -1;
 	}
 	if (len >= 5 && !memcmp(p, "cpus=", 5)) {
@@ -145,19 +133,18 @@ static int set_smp(struct vm_config *cfg, const char *v, const char *base,
 		len -= 5;
 	}
 	if (parse_u64(p, len, &n)) {
-		settings__errf(err, errlen, "invalid vCPU count '%s' (expected "
-			       "a number from 1 to %d)", v, VM_MAX_VCPUS);
+		errf(err, errlen, "invalid vCPU count '%s' (expected "
+		     "a number from 1 to %d)", v, VM_MAX_VCPUS);
 		return -1;
 	}
 	if (n == 0) {
-		settings__errf(err, errlen, "vCPU count 0 is invalid: a VM needs "
-			       "at least 1 vCPU");
+		errf(err, errlen, "vCPU count 0 is invalid: a VM needs "
+		     "at least 1 vCPU");
 		return -1;
 	}
 	if (n > VM_MAX_VCPUS) {
-		settings__errf(err, errlen, "vCPU count %llu exceeds the maximum "
-			       "of %d vCPUs", (unsigned long long)n,
-			       VM_MAX_VCPUS);
+		errf(err, errlen, "vCPU count %llu exceeds the maximum "
+		     "of %d vCPUs", (unsigned long long)n, VM_MAX_VCPUS);
 		return -1;
 	}
 	cfg->nr_vcpus = (unsigned)n;
@@ -185,13 +172,13 @@ static int set_path(char *dst, const char *what, const char *v,
 	char tmp[VM_PATH_MAX];
 
 	if (!*v) {
-		settings__errf(err, errlen, "%s path is empty", what);
+		errf(err, errlen, "%s path is empty", what);
 		return -1;
 	}
 	if (strlen(v) > VM_PATH_MAX - 1 ||
 	    join_path(tmp, sizeof(tmp), base, v, strlen(v))) {
-		settings__errf(err, errlen, "%s path is too long (limit %d "
-			       "bytes)", what, VM_PATH_MAX - 1);
+		errf(err, errlen, "%s path is too long (limit %d "
+		     "bytes)", what, VM_PATH_MAX - 1);
 		return -1;
 	}
 	memcpy(dst, tmp, strlen(tmp) + 1);
@@ -226,7 +213,7 @@ static int set_initrd(struct vm_config *cfg, const char *v, const char *base,
 	bool at_start = true;
 
 	if (!*v) {
-		settings__errf(err, errlen, "initrd path is empty");
+		errf(err, errlen, "initrd path is empty");
 		return -1;
 	}
 	while (v[i]) {
@@ -235,8 +222,8 @@ static int set_initrd(struct vm_config *cfg, const char *v, const char *base,
 		if (at_start) {
 			n = strcspn(v + i, " ,");
 			if (!n) {
-				settings__errf(err, errlen, "initrd list '%s' "
-					       "has an empty module name", v);
+				errf(err, errlen, "initrd list '%s' "
+				     "has an empty module name", v);
 				return -1;
 			}
 			if (join_path(out + o, sizeof(out) - o, base, v + i, n))
@@ -259,16 +246,16 @@ static int set_initrd(struct vm_config *cfg, const char *v, const char *base,
 		out[o++] = v[i++];
 	}
 	if (at_start) {
-		settings__errf(err, errlen, "initrd list '%s' ends with an empty "
-			       "module", v);
+		errf(err, errlen, "initrd list '%s' ends with an empty "
+		     "module", v);
 		return -1;
 	}
 	out[o] = '\0';
 	memcpy(cfg->initrd, out, o + 1);
 	return 0;
 too_long:
-	settings__errf(err, errlen, "initrd path is too long (limit %d bytes)",
-		       VM_PATH_MAX - 1);
+	errf(err, errlen, "initrd path is too long (limit %d bytes)",
+	     VM_PATH_MAX - 1);
 	return -1;
 }
 
@@ -276,8 +263,8 @@ static int set_string(char *dst, size_t size, const char *what, const char *v,
 		      char *err, size_t errlen)
 {
 	if (strlen(v) >= size) {
-		settings__errf(err, errlen, "%s is too long (limit %zu bytes)",
-			       what, size - 1);
+		errf(err, errlen, "%s is too long (limit %zu bytes)",
+		     what, size - 1);
 		return -1;
 	}
 	memcpy(dst, v, strlen(v) + 1);
@@ -317,8 +304,8 @@ static int set_serial(struct vm_config *cfg, const char *v, const char *base,
 	else if (!strcmp(v, "none"))
 		cfg->serial_stdio = false;
 	else {
-		settings__errf(err, errlen, "unsupported serial backend '%s' "
-			       "(supported: stdio, none)", v);
+		errf(err, errlen, "unsupported serial backend '%s' "
+		     "(supported: stdio, none)", v);
 		return -1;
 	}
 	return 0;
@@ -328,8 +315,8 @@ static int set_display(struct vm_config *cfg, const char *v, const char *base,
 		       char *err, size_t errlen)
 {
 	if (strcmp(v, "none")) {
-		settings__errf(err, errlen, "unsupported display '%s' (krg-vmm "
-			       "has no display; only 'none' is accepted)", v);
+		errf(err, errlen, "unsupported display '%s' (krg-vmm "
+		     "has no display; only 'none' is accepted)", v);
 		return -1;
 	}
 	return 0;
@@ -339,8 +326,8 @@ static int bool_value(const char *what, const char *v, bool *out, char *err,
 		      size_t errlen)
 {
 	if (settings__parse_bool(v, out)) {
-		settings__errf(err, errlen, "invalid value '%s' for %s (expected "
-			       "true or false)", v, what);
+		errf(err, errlen, "invalid value '%s' for %s (expected "
+		     "true or false)", v, what);
 		return -1;
 	}
 	return 0;
@@ -377,8 +364,8 @@ static int set_on_reset(struct vm_config *cfg, const char *v,
 	else if (!strcmp(v, "exit"))
 		cfg->on_reset = VM_RESET_EXIT;
 	else {
-		settings__errf(err, errlen, "invalid on-reset action '%s' "
-			       "(expected reboot or exit)", v);
+		errf(err, errlen, "invalid on-reset action '%s' "
+		     "(expected reboot or exit)", v);
 		return -1;
 	}
 	return 0;
@@ -394,8 +381,8 @@ static int set_pvm_profile(struct vm_config *cfg, const char *v,
 	else if (!strcmp(v, "off"))
 		cfg->pvm_profile = VM_PVM_OFF;
 	else {
-		settings__errf(err, errlen, "invalid pvm-profile '%s' (expected "
-			       "auto, on or off)", v);
+		errf(err, errlen, "invalid pvm-profile '%s' (expected "
+		     "auto, on or off)", v);
 		return -1;
 	}
 	return 0;
@@ -416,9 +403,8 @@ static int set_local_nodes(struct vm_config *cfg, const char *v,
 	uint64_t n;
 
 	if (parse_u64(v, strlen(v), &n) || n < 1 || n > VM_MAX_NODES) {
-		settings__errf(err, errlen, "invalid local node count '%s' "
-			       "(expected a number from 1 to %d)", v,
-			       VM_MAX_NODES);
+		errf(err, errlen, "invalid local node count '%s' "
+		     "(expected a number from 1 to %d)", v, VM_MAX_NODES);
 		return -1;
 	}
 	cfg->local_nodes = (unsigned)n;
@@ -434,9 +420,9 @@ static int set_save_after(struct vm_config *cfg, const char *v,
 	uint64_t n;
 
 	if (parse_u64(v, strlen(v), &n) || n < 1 || n > SAVE_AFTER_MAX_MS) {
-		settings__errf(err, errlen, "invalid save-after delay '%s' "
-			       "(expected milliseconds from 1 to %llu)", v,
-			       SAVE_AFTER_MAX_MS);
+		errf(err, errlen, "invalid save-after delay '%s' "
+		     "(expected milliseconds from 1 to %llu)", v,
+		     SAVE_AFTER_MAX_MS);
 		return -1;
 	}
 	cfg->pause_after_ms = n;
@@ -506,18 +492,18 @@ const struct setting *settings__by_option(const char *name, size_t len)
 int settings__validate(const struct vm_config *cfg, char *err, size_t errlen)
 {
 	if (cfg->pause_after_ms && !cfg->state_out[0]) {
-		settings__errf(err, errlen, "--save-after needs --save-to FILE "
-			       "(where to write the state)");
+		errf(err, errlen, "--save-after needs --save-to FILE "
+		     "(where to write the state)");
 		return -1;
 	}
 	if (cfg->state_out[0] && !cfg->pause_after_ms) {
-		settings__errf(err, errlen, "--save-to needs --save-after MS "
-			       "(when to save)");
+		errf(err, errlen, "--save-to needs --save-after MS "
+		     "(when to save)");
 		return -1;
 	}
 	if (!cfg->kernel[0] && !cfg->state_in[0]) {
-		settings__errf(err, errlen, "no kernel given: use -kernel FILE "
-			       "(or --restore FILE)");
+		errf(err, errlen, "no kernel given: use -kernel FILE "
+		     "(or --restore FILE)");
 		return -1;
 	}
 	return 0;

@@ -48,8 +48,4 @@ int settings__validate(const struct vm_config *cfg, char *err, size_t errlen);
 /* Parses true/false/yes/no/on/off/1/0. */
 int settings__parse_bool(const char *text, bool *out);
 
-/* snprintf into err (tolerates err == NULL). */
-void settings__errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
 #endif

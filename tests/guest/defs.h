@@ -41,8 +41,9 @@
 #define VEC_LVT_ERROR	0x21
 #define VEC_PIT		0x22	/* PIT channel 0 through IOAPIC pin 2 */
 #define VEC_WAKE	0x23	/* barrier wake-up for CPUs sleeping in hlt */
-#define VEC_IPI_BASE	0x40	/* fixed IPI from CPU n uses vector 0x40+n */
+#define VEC_SOFT_INT	0x41	/* int $0x41 from kernel mode, DPL0 gate (test=fallback) */
 #define VEC_SYSCALL	0x80	/* int $0x80, DPL3 gate (sysc=int80) */
+#define VEC_IPI_BASE	0x90	/* fixed IPI from CPU n uses vector 0x90+n (to 0xcf) */
 #define VEC_SPURIOUS	0xff
 
 /* struct pcpu field offsets (checked by _Static_assert in kernel.h). */
@@ -75,7 +76,28 @@
 #define SYS_RDMSR	8	/* (msr) */
 #define SYS_WRMSR	9	/* (msr, value) */
 #define SYS_NOP		10	/* (): null round trip, for benchmarks */
-#define SYS_MAX		11
+#define SYS_FALLBACK	11	/* (out, smap): run the fallback checks (fallback.S) */
+#define SYS_TRIPLE	12	/* (): empty IDT, then #UD in kernel mode */
+#define SYS_MAX		13
+
+/* test=fallback: k_fallback() fills uint64_t out[FB_SLOTS].  Bit-count
+ * case n takes its preset RAX from fb_in[2n] and its source from
+ * fb_in[2n + 1], and stores RAX at out[FB_BITS + 2n], RFLAGS at
+ * out[FB_BITS + 2n + 1]. */
+#define FB_BITS		0
+#define FB_NBITS	12	/* bit-count cases */
+#define FB_BP_RIP	24	/* RIP the #BP handler found in its frame */
+#define FB_BP_WANT	25	/* address of the instruction after int3 */
+#define FB_BP_CS	26
+#define FB_SI_RIP	27	/* the same for int $0x41 */
+#define FB_SI_WANT	28
+#define FB_SI_CS	29
+#define FB_SI_COUNT	30	/* times the int $0x41 handler ran */
+#define FB_STAC_FL	31	/* RFLAGS after stac */
+#define FB_CLAC_FL	32	/* RFLAGS after clac */
+#define FB_FWAIT	33	/* 1 once the instruction after fwait ran */
+#define FB_DONE		34	/* 0x600d when k_fallback reached its end */
+#define FB_SLOTS	40
 
 /* How user mode enters the kernel for a service (cmdline sysc=). */
 #define SYSC_UD2	0	/* default: ud2 -> #UD, as PVM handles faults right */

@@ -234,6 +234,7 @@ exc_stubs:
 	.globl exc_stubs_end
 exc_stubs_end:
 
+	.globl exc_common
 exc_common:
 	pushq %r15
 	pushq %r14

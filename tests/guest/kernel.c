@@ -56,7 +56,7 @@ const char *volatile cur_phase = "boot";
 extern uint64_t gdt[];
 extern char ipi_stubs[], exc_stubs[];
 extern char isr_timer[], isr_lvt_error[], isr_pit[], isr_spurious[];
-extern char isr_ud[], isr_int80[], isr_wake[];
+extern char isr_ud[], isr_int80[], isr_wake[], isr_bp[], isr_softint[];
 
 static inline struct pcpu *this_cpu(void)
 {
@@ -98,6 +98,8 @@ static void build_idt(void)
 	set_gate(VEC_WAKE, isr_wake);
 	set_gate(VEC_SPURIOUS, isr_spurious);
 	set_gate(6, isr_ud);
+	set_gate(3, isr_bp);
+	set_gate(VEC_SOFT_INT, isr_softint);
 	set_gate_dpl(VEC_SYSCALL, isr_int80, 3);
 	idt_ptr.limit = sizeof(idt) - 1;
 	idt_ptr.base = (uint64_t)idt;
@@ -245,6 +247,12 @@ uint64_t sys_dispatch(uint64_t a0, uint64_t a1, uint64_t a2, uint64_t nr)
 		return 0;
 	case SYS_NOP:
 		return 0;
+	case SYS_FALLBACK:
+		if (a0 && a0 < (1u << 30) && !(a0 & 7))
+			k_fallback((uint64_t *)a0, a1);
+		return 0;
+	case SYS_TRIPLE:
+		k_triple_fault();
 	}
 	(void)a2;
 	return ~0ull;
@@ -286,14 +294,14 @@ void syscall_not_cpl0(void)
 void exception_report(uint64_t *frame)
 {
 	uint64_t vec = frame[15] & 0xff, cr2;
+	const char *name = vec < 32 ? exc_names[vec] : "unexpected int n";
 	uint32_t r[4];
 
 	__asm__ volatile("movq %%cr2, %0" : "=r"(cr2));
 	cpuid(1, 0, r);
 	kprint("\nkrg-test: cpu %u: exception %lu (%s) error %lx at rip %lx cs %lx "
-	       "rflags %lx rsp %lx cr2 %lx\n", r[1] >> 24, vec,
-	       exc_names[vec & 31], frame[16], frame[17], frame[18], frame[19],
-	       frame[20], cr2);
+	       "rflags %lx rsp %lx cr2 %lx\n", r[1] >> 24, vec, name, frame[16],
+	       frame[17], frame[18], frame[19], frame[20], cr2);
 	kprint("krg-test: rax %lx rbx %lx rcx %lx rdx %lx rsi %lx rdi %lx\n",
 	       frame[0], frame[1], frame[2], frame[3], frame[4], frame[5]);
 	if (vec == 6 && frame[17] < (1u << 30) &&
@@ -305,6 +313,6 @@ void exception_report(uint64_t *frame)
 		kprint("krg-test: (frame shifted by one: an external interrupt on "
 		       "vector %lu, not the exception - 8259 or LVT misrouted?)\n", vec);
 	kprint("KRG-TEST FAIL %s: %s: exception %lu (%s) on cpu %u at rip %lx\n",
-	       test_name, cur_phase, vec, exc_names[vec & 31], r[1] >> 24, frame[17]);
+	       test_name, cur_phase, vec, name, r[1] >> 24, frame[17]);
 	outb(0xf4, EXIT_FAIL);
 }

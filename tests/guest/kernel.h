@@ -63,6 +63,13 @@ void enter_user(uint64_t rip, uint64_t rsp, uint64_t arg);
 void k_wait_irq(void);
 void syscall_entry(void);
 
+/* kchecks.S; fb_in (test_fallback.c) holds the bit-count cases' inputs. */
+extern uint64_t fb_in[2 * FB_NBITS];
+void fb_bitcount(uint64_t *out);
+void k_fallback(uint64_t *out, uint64_t smap);
+void k_triple_fault(void) __attribute__((noreturn));
+extern char k_triple_ud2[];
+
 /* The user half's entry point (umain.c). */
 void user_start(uint64_t cpu);
 

@@ -38,6 +38,11 @@ static const struct test tests[] = {
 	{ "ipi", test_ipi, 1 },
 	{ "timer", test_timer, 1 },
 	{ "ioapic", test_ioapic, 1 },
+	{ "work", test_work, 1 },
+	{ "spin", test_spin, 1 },
+	{ "fallback", test_fallback, 1 },
+	{ "triplefault", test_triplefault, 1 },
+	{ "reset", test_reset, 1 },
 	{ "bench-pio", bench_pio, 1 },
 	{ "bench-mmio", bench_mmio, 1 },
 	{ "bench-syscall", bench_syscall, 1 },
@@ -212,6 +217,10 @@ static void parse_cmdline(void)
 				fail("sysc= wants ud2, int80 or syscall");
 		} else if (word_is(w, klen, "verbose")) {
 			opts.verbose = !word_is(eq, vlen, "0");
+		} else if (word_is(w, klen, "rounds")) {
+			if (!parse_u64(eq, vlen, &opts.rounds) || !opts.rounds ||
+			    opts.rounds > 1000000000)
+				fail("bad rounds= (1..1000000000)");
 		} else if (word_is(w, klen, "iters")) {
 			if (!parse_u64(eq, vlen, &opts.iters) || !opts.iters ||
 			    opts.iters > 100000000)
@@ -262,8 +271,9 @@ static void make_plan(void)
 			plan_add("bench-ipi");
 		plan_add("bench-timer");
 	} else if (!plan_add(opts.test)) {
-		fail("unknown test (smp ipi timer ioapic all bench bench-pio "
-		     "bench-mmio bench-syscall bench-ipi bench-timer)");
+		fail("unknown test (smp ipi timer ioapic all work spin fallback "
+		     "triplefault reset bench bench-pio bench-mmio bench-syscall "
+		     "bench-ipi bench-timer)");
 	}
 	for (unsigned i = 0; i < nplan; i++)
 		if (ncpus < plan[i]->min_cpus)

@@ -51,7 +51,8 @@ struct guest_opts {
 	uint64_t timeout_s;	/* watchdog, default 60 */
 	uint64_t cpus;		/* 0: all that fw_cfg reports */
 	uint64_t iters;		/* benchmark iterations, 0: per-bench default */
-	uint64_t timer_hz;	/* periodic rate in test=timer, default 100 */
+	uint64_t timer_hz;	/* periodic rate in test=timer/work/spin, default 100 */
+	uint64_t rounds;	/* test=work rounds, 0: the default */
 	bool verbose;
 };
 
@@ -146,6 +147,8 @@ uint64_t lapic_calibrate(unsigned cpu);
 /* --- work that can be checked (work.c) ----------------------------- */
 uint64_t lcg_run(uint64_t x, uint64_t steps);
 uint64_t lcg_jump(uint64_t x, uint64_t steps);
+#define LCG_A 6364136223846793005ull
+#define LCG_C 1442695040888963407ull
 unsigned sieve_count(uint8_t *bits, unsigned limit);
 void sort_i64(int64_t *a, unsigned n);
 
@@ -154,6 +157,11 @@ void test_smp(unsigned cpu);
 void test_ipi(unsigned cpu);
 void test_timer(unsigned cpu);
 void test_ioapic(unsigned cpu);
+void test_work(unsigned cpu);
+void test_spin(unsigned cpu);
+void test_fallback(unsigned cpu);
+void test_triplefault(unsigned cpu);
+void test_reset(unsigned cpu);
 void bench_pio(unsigned cpu);
 void bench_mmio(unsigned cpu);
 void bench_syscall(unsigned cpu);

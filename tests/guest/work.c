@@ -3,9 +3,6 @@
  * and a bit sieve whose prime count is a known constant. */
 #include "user.h"
 
-#define LCG_A 6364136223846793005ull
-#define LCG_C 1442695040888963407ull
-
 uint64_t lcg_run(uint64_t x, uint64_t steps)
 {
 	while (steps--)

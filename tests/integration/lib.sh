@@ -7,6 +7,7 @@ VMM=${KRG_VMM:-$ROOT/krg-vmm}
 GUEST=${KRG_TEST_GUEST:-$ROOT/build/guest/krg-test-guest}
 WORK=${KRG_TEST_WORK:-$(mktemp -d /tmp/krg-it.XXXXXX)}
 TEST_NAME=$(basename "$0" .sh)
+BG_PIDS=()
 # ASan: leaks are reported by the unit tests; here the process exit paths
 # matter, and abort on error makes a sanitizer report a test failure.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
@@ -71,4 +72,78 @@ refute_log() {
 # Sanitizer reports mean a crash we must not have, whatever the status.
 assert_no_sanitizer_report() {
 	refute_log 'ERROR: AddressSanitizer|runtime error:|LeakSanitizer' "$1"
+}
+
+# On exit: no krg-vmm started by start_vmm outlives the test, and a work
+# directory we created (state files are as large as guest RAM) goes away.
+lib_cleanup() {
+	local pid
+	for pid in "${BG_PIDS[@]}"; do
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	[[ -n ${KRG_TEST_WORK:-} ]] || rm -rf "$WORK"
+}
+trap lib_cleanup EXIT
+
+is_pvm() {
+	[[ -d /sys/module/kvm_pvm ]]
+}
+
+# now_ms: monotonic enough for durations of a few seconds.
+now_ms() {
+	echo $(($(date +%s%N) / 1000000))
+}
+
+# start_vmm LOG ARGS... : krg-vmm in the background, stdin closed, output
+# in LOG; sets VMM_PID.  Killed at exit if still running.
+start_vmm() {
+	local log=$1
+	shift
+	"$VMM" "$@" </dev/null >"$log" 2>&1 &
+	VMM_PID=$!
+	BG_PIDS+=("$VMM_PID")
+}
+
+# wait_log PATTERN LOG SECS [COUNT] : until LOG has COUNT (default 1)
+# lines matching PATTERN; fails if krg-vmm exits first or SECS pass.
+wait_log() {
+	local pattern=$1 log=$2 secs=$3 count=${4:-1} end n
+	end=$(($(now_ms) + secs * 1000))
+	while :; do
+		n=$(grep -Ec -- "$pattern" "$log" || true)
+		[[ $n -ge $count ]] && return 0
+		if ! kill -0 "$VMM_PID" 2>/dev/null; then
+			tail -n 40 "$log" >&2
+			fail "krg-vmm exited before printing /$pattern/ $count times (seen $n)"
+		fi
+		if [[ $(now_ms) -gt $end ]]; then
+			tail -n 40 "$log" >&2
+			fail "/$pattern/ seen $n of $count times within $secs s"
+		fi
+		sleep 0.05
+	done
+}
+
+# stop_vmm SIGNAL SECS : sends SIGNAL to the background krg-vmm and waits
+# at most SECS for it to exit (else SIGKILL and fail); sets RC and
+# STOP_MS (signal to exit).
+stop_vmm() {
+	local sig=$1 secs=$2 t0
+	t0=$(now_ms)
+	kill -"$sig" "$VMM_PID"
+	while kill -0 "$VMM_PID" 2>/dev/null; do
+		if [[ $(($(now_ms) - t0)) -gt $((secs * 1000)) ]]; then
+			kill -KILL "$VMM_PID" 2>/dev/null || true
+			fail "krg-vmm still running $secs s after SIG$sig"
+		fi
+		sleep 0.02
+	done
+	STOP_MS=$(($(now_ms) - t0))
+	RC=0
+	wait "$VMM_PID" || RC=$?
+}
+
+# The guest's per-CPU digest lines (test=work), sorted by CPU.
+work_digests() {
+	grep -E '^krg-test: work: cpu [0-9]+ digest 0x[0-9a-f]{16}$' "$1" | sort -t' ' -k4,4n || true
 }

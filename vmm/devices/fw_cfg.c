@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmm/bytes.h"
+
 static void put_be16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)(v >> 8);
@@ -142,28 +144,25 @@ int fw_cfg__add_bytes(struct fw_cfg *fw, uint16_t key, const void *data,
 
 int fw_cfg__add_u16(struct fw_cfg *fw, uint16_t key, uint16_t v)
 {
-	uint8_t b[2] = { (uint8_t)v, (uint8_t)(v >> 8) };
+	uint8_t b[2];
 
+	put_le16(b, v);
 	return fw_cfg__add_bytes(fw, key, b, sizeof(b));
 }
 
 int fw_cfg__add_u32(struct fw_cfg *fw, uint16_t key, uint32_t v)
 {
 	uint8_t b[4];
-	int i;
 
-	for (i = 0; i < 4; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
+	put_le32(b, v);
 	return fw_cfg__add_bytes(fw, key, b, sizeof(b));
 }
 
 int fw_cfg__add_u64(struct fw_cfg *fw, uint16_t key, uint64_t v)
 {
 	uint8_t b[8];
-	int i;
 
-	for (i = 0; i < 8; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
+	put_le64(b, v);
 	return fw_cfg__add_bytes(fw, key, b, sizeof(b));
 }
 
@@ -363,7 +362,7 @@ void fw_cfg__io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
 		/* The selector (word write at 0x510) and the data byte
 		 * (byte reads at 0x510 or 0x511), as QEMU decodes them. */
 		if (is_write && offset == 0 && len == 2)
-			select_key(fw, (uint16_t)(data[0] | data[1] << 8));
+			select_key(fw, get_le16(data));
 		else if (!is_write && len == 1)
 			data[0] = read_byte(fw);
 		else if (!is_write)
