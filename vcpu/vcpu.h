@@ -12,6 +12,7 @@
 
 #include "vcpu/cpu_state.h"
 #include "vcpu/lapic.h"
+#include "vcpu/pvm_syscall.h"
 #include "vmm/vtimer.h"
 
 struct machine;
@@ -44,6 +45,7 @@ struct vcpu {
 	enum vcpu_run_state state;
 	bool halt_if; /* IF at the HLT: maskable interrupts end the halt */
 
+	struct pvm_syscall_fix sysfix; /* PVM hosts only */
 	struct vcpu_stats stats;
 };
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "vcpu/pvm_syscall.h"
 #include "vcpu/vcpu.h"
 #include "vmm/io_bus.h"
 #include "vmm/machine.h"
@@ -75,7 +76,21 @@ static void handle_msr(struct vcpu *v, bool is_write)
 	int r = -1;
 
 	v->stats.exits_msr++;
-	if (lapic__owns_msr(idx)) {
+	if (idx == MSR_LSTAR) {
+		/* Filtered only so we learn the guest's SYSCALL target: KVM
+		 * keeps the value (a host write passes the filter). */
+		struct {
+			struct kvm_msrs hdr;
+			struct kvm_msr_entry e;
+		} b = { .hdr.nmsrs = 1, .e.index = idx, .e.data = run->msr.data };
+		r = ioctl(v->fd, is_write ? KVM_SET_MSRS : KVM_GET_MSRS, &b) == 1 ?
+			    0 : -1;
+		if (!is_write)
+			run->msr.data = b.e.data;
+		else if (r == 0 && pvm_syscall__arm(v) < 0)
+			machine__log(v->m, "vCPU %u: cannot watch for PVM's "
+				     "half-done syscalls", v->index);
+	} else if (lapic__owns_msr(idx)) {
 		if (is_write)
 			r = lapic__msr_write(&v->lapic, idx, run->msr.data);
 		else {
@@ -114,6 +129,8 @@ int vcpu__handle_exit(struct vcpu *v)
 		v->halt_if = run->if_flag;
 		v->state = VCPU_STATE_HALTED;
 		return 0;
+	case KVM_EXIT_DEBUG:
+		return pvm_syscall__debug_exit(v);
 	case KVM_EXIT_IRQ_WINDOW_OPEN:
 		v->stats.exits_window++;
 		return 0;

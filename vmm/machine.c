@@ -14,6 +14,7 @@
 #include "vcpu/cpuid.h"
 #include "vcpu/emulate.h"
 #include "vcpu/irq_route.h"
+#include "vcpu/pvm_syscall.h"
 #include "vcpu/vcpu.h"
 #include "vmm/io_bus.h"
 #include "vmm/machine_parts.h"
@@ -109,6 +110,10 @@ static int setup_msr_exits(struct machine *m, char *err, size_t errlen)
 		.flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE,
 		.nmsrs = 1, .base = MSR_IA32_TSC_DEADLINE,
 		.bitmap = deny_bitmap };
+	/* LSTAR writes, to place the PVM syscall fix (vcpu/pvm_syscall.h). */
+	f.ranges[2] = (struct kvm_msr_filter_range){
+		.flags = KVM_MSR_FILTER_WRITE,
+		.nmsrs = 1, .base = MSR_LSTAR, .bitmap = deny_bitmap };
 	if (ioctl(m->vm_fd, KVM_X86_SET_MSR_FILTER, &f) < 0) {
 		snprintf(err, errlen, "installing the MSR filter: %s",
 			 strerror(errno));

@@ -125,6 +125,7 @@ int machine__load_file(struct machine *m, const char *path, char *err,
 		pthread_mutex_unlock(&v->lapic.lock);
 		lapic__post_load(&v->lapic);
 		vcpu__refresh_tsc_offset(v);
+		pvm_syscall__arm(v);
 	}
 	rc = 0;
 out:

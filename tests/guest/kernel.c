@@ -253,6 +253,11 @@ uint64_t sys_dispatch(uint64_t a0, uint64_t a1, uint64_t a2, uint64_t nr)
 		return 0;
 	case SYS_TRIPLE:
 		k_triple_fault();
+	case SYS_IPI_HLT:
+		/* The interrupt is pending before sti: hlt must not sleep. */
+		k_send_ipi(p, 0, (a0 & 0xff) | (1u << 14) | (1u << 18));
+		k_wait_irq();
+		return 0;
 	}
 	(void)a2;
 	return ~0ull;

@@ -6,7 +6,9 @@
  * ud2: the #UD cannot be delivered, nor the #GP and #DF that follow, so
  * the CPU shuts down (KVM_EXIT_SHUTDOWN); krg-vmm must report it.
  * test=reset: 0x06 to port 0xcf9 (PCI reset control: hard reset, do it);
- * krg-vmm either exits (--on-reset exit) or boots the guest again. */
+ * krg-vmm either exits (--on-reset exit) or boots the guest again, which
+ * then resets again (reset_delay=MS waits first, so a harness can act
+ * between resets). */
 #include "user.h"
 
 #define RESET_WAIT_US	2000000
@@ -26,6 +28,10 @@ void test_reset(unsigned cpu)
 {
 	if (cpu != 0)
 		return;
+	if (opts.reset_delay_ms) {
+		say("reset: in %lu ms: 0x06 to port 0xcf9", opts.reset_delay_ms);
+		delay_us(opts.reset_delay_ms * 1000);
+	}
 	say("reset: writing 0x06 to port 0xcf9 (PCI reset control)");
 	outb(0xcf9, 0x06);
 	delay_us(RESET_WAIT_US);

@@ -13,9 +13,10 @@
 #include "user.h"
 
 #define WORK_SLOTS	4096
-/* About 2 s per CPU on the project's 2.7 GHz hosts (guest user mode runs
- * natively there, also under PVM). */
-#define WORK_DEFAULT_ROUNDS 600000
+/* ~1.2 us per round on the project's hosts (guest user mode runs natively,
+ * also under PVM): ~1.8 s per CPU when each vCPU has a host core, twice
+ * that when two share one. */
+#define WORK_DEFAULT_ROUNDS 1500000
 #define IPI_PERIOD_US	5000
 #define CHECK_EVERY	64	/* rounds between looks at the clock */
 #define ACK_TIMEOUT_US	5000000

@@ -24,6 +24,10 @@ static volatile uint8_t cpu_up[MAXCPU];
 static volatile uint32_t go;
 static volatile uint32_t bar_count;
 static volatile uint64_t bar_gen;
+/* For the report of a barrier that never completes: the generation each
+ * CPU last arrived at, and whether it sleeps in SYS_WAIT there. */
+static volatile uint64_t bar_arrived[MAXCPU];
+static volatile uint8_t bar_sleeping[MAXCPU];
 static uint64_t watchdog_end;	/* TSC; 0 until calibrated */
 static uint64_t boot_tsc;
 
@@ -43,6 +47,7 @@ static const struct test tests[] = {
 	{ "fallback", test_fallback, 1 },
 	{ "triplefault", test_triplefault, 1 },
 	{ "reset", test_reset, 1 },
+	{ "hltwake", test_hltwake, 1 },
 	{ "bench-pio", bench_pio, 1 },
 	{ "bench-mmio", bench_mmio, 1 },
 	{ "bench-syscall", bench_syscall, 1 },
@@ -123,6 +128,24 @@ void watchdog_check(const char *what)
 		     opts.timeout_s, what);
 }
 
+/* The BSP waited in vain at a barrier: say which CPUs never arrived, and
+ * whether they sleep in hlt at the previous one (a wake-up IPI lost by
+ * the VMM) or run somewhere else; then fail. */
+static void barrier_stuck(const char *what, uint64_t gen)
+{
+	for (unsigned c = 0; c < ncpus; c++) {
+		if (bar_arrived[c] == gen + 1)
+			continue;
+		say("barrier \"%s\": cpu %u has not arrived: %s barrier generation "
+		    "%lu (this one is %lu), %lu wake-up IPIs taken, %lu IPIs, %lu timer "
+		    "interrupts", what, c, bar_sleeping[c] ? "sleeps in hlt at" :
+		    "last passed", bar_arrived[c], gen + 1, pcpu[c].wakeups,
+		    pcpu[c].ipi_total, pcpu[c].timer_count);
+	}
+	fail("watchdog: not done %lu s after boot (timeout=), waiting for %s",
+	     opts.timeout_s, what);
+}
+
 /* Generation-counting barrier: the last CPU to arrive resets the count,
  * bumps the generation and wakes the others with a broadcast IPI.  APs
  * wait in hlt (SYS_WAIT rechecks the generation with IF=0, so the wake
@@ -132,7 +155,9 @@ void watchdog_check(const char *what)
 void barrier(const char *what)
 {
 	uint64_t gen = __atomic_load_n(&bar_gen, __ATOMIC_ACQUIRE);
+	unsigned me = this_cpu();
 
+	bar_arrived[me] = gen + 1;
 	if (atomic_inc32(&bar_count) == ncpus - 1) {
 		bar_count = 0;
 		__atomic_store_n(&bar_gen, gen + 1, __ATOMIC_RELEASE);
@@ -141,12 +166,15 @@ void barrier(const char *what)
 		return;
 	}
 	while (__atomic_load_n(&bar_gen, __ATOMIC_ACQUIRE) == gen) {
-		if (this_cpu() != 0) {
+		if (me != 0) {
+			bar_sleeping[me] = 1;
 			sys2(SYS_WAIT, (uint64_t)&bar_gen, gen);
+			bar_sleeping[me] = 0;
 			continue;
 		}
 		cpu_relax();
-		watchdog_check(what);
+		if (watchdog_end && rdtsc() > watchdog_end)
+			barrier_stuck(what, gen);
 	}
 }
 
@@ -221,6 +249,10 @@ static void parse_cmdline(void)
 			if (!parse_u64(eq, vlen, &opts.rounds) || !opts.rounds ||
 			    opts.rounds > 1000000000)
 				fail("bad rounds= (1..1000000000)");
+		} else if (word_is(w, klen, "reset_delay")) {
+			if (!parse_u64(eq, vlen, &opts.reset_delay_ms) ||
+			    opts.reset_delay_ms > 3600000)
+				fail("bad reset_delay= (milliseconds, up to 3600000)");
 		} else if (word_is(w, klen, "iters")) {
 			if (!parse_u64(eq, vlen, &opts.iters) || !opts.iters ||
 			    opts.iters > 100000000)

@@ -53,6 +53,7 @@ struct guest_opts {
 	uint64_t iters;		/* benchmark iterations, 0: per-bench default */
 	uint64_t timer_hz;	/* periodic rate in test=timer/work/spin, default 100 */
 	uint64_t rounds;	/* test=work rounds, 0: the default */
+	uint64_t reset_delay_ms; /* test=reset waits this long first */
 	bool verbose;
 };
 
@@ -162,6 +163,7 @@ void test_spin(unsigned cpu);
 void test_fallback(unsigned cpu);
 void test_triplefault(unsigned cpu);
 void test_reset(unsigned cpu);
+void test_hltwake(unsigned cpu);
 void bench_pio(unsigned cpu);
 void bench_mmio(unsigned cpu);
 void bench_syscall(unsigned cpu);

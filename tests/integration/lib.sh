@@ -7,7 +7,6 @@ VMM=${KRG_VMM:-$ROOT/krg-vmm}
 GUEST=${KRG_TEST_GUEST:-$ROOT/build/guest/krg-test-guest}
 WORK=${KRG_TEST_WORK:-$(mktemp -d /tmp/krg-it.XXXXXX)}
 TEST_NAME=$(basename "$0" .sh)
-BG_PIDS=()
 # ASan: leaks are reported by the unit tests; here the process exit paths
 # matter, and abort on error makes a sanitizer report a test failure.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
@@ -74,16 +73,22 @@ assert_no_sanitizer_report() {
 	refute_log 'ERROR: AddressSanitizer|runtime error:|LeakSanitizer' "$1"
 }
 
-# On exit: no krg-vmm started by start_vmm outlives the test, and a work
-# directory we created (state files are as large as guest RAM) goes away.
+# On exit: no krg-vmm started by start_vmm outlives the test (only this
+# shell's own background jobs are killed), and a work directory we
+# created (state files are as large as guest RAM) goes away.
 lib_cleanup() {
 	local pid
-	for pid in "${BG_PIDS[@]}"; do
-		kill -KILL "$pid" 2>/dev/null || true
+	for pid in $(jobs -p); do
+		kill_quietly "$pid"
 	done
 	[[ -n ${KRG_TEST_WORK:-} ]] || rm -rf "$WORK"
 }
 trap lib_cleanup EXIT
+
+# SIGKILL without bash's "Killed" job report.
+kill_quietly() {
+	{ kill -KILL "$1" && wait "$1"; } 2>/dev/null || true
+}
 
 is_pvm() {
 	[[ -d /sys/module/kvm_pvm ]]
@@ -101,11 +106,11 @@ start_vmm() {
 	shift
 	"$VMM" "$@" </dev/null >"$log" 2>&1 &
 	VMM_PID=$!
-	BG_PIDS+=("$VMM_PID")
 }
 
 # wait_log PATTERN LOG SECS [COUNT] : until LOG has COUNT (default 1)
 # lines matching PATTERN; fails if krg-vmm exits first or SECS pass.
+# Polls every WAIT_POLL seconds (default 0.05).
 wait_log() {
 	local pattern=$1 log=$2 secs=$3 count=${4:-1} end n
 	end=$(($(now_ms) + secs * 1000))
@@ -120,7 +125,7 @@ wait_log() {
 			tail -n 40 "$log" >&2
 			fail "/$pattern/ seen $n of $count times within $secs s"
 		fi
-		sleep 0.05
+		sleep "${WAIT_POLL:-0.05}"
 	done
 }
 
@@ -133,11 +138,12 @@ stop_vmm() {
 	kill -"$sig" "$VMM_PID"
 	while kill -0 "$VMM_PID" 2>/dev/null; do
 		if [[ $(($(now_ms) - t0)) -gt $((secs * 1000)) ]]; then
-			kill -KILL "$VMM_PID" 2>/dev/null || true
+			kill_quietly "$VMM_PID"
 			fail "krg-vmm still running $secs s after SIG$sig"
 		fi
 		sleep 0.02
 	done
+	# shellcheck disable=SC2034 # read by the tests
 	STOP_MS=$(($(now_ms) - t0))
 	RC=0
 	wait "$VMM_PID" || RC=$?
