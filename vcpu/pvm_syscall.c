@@ -64,12 +64,14 @@ static int get_msr(struct vcpu *v, uint32_t index, uint64_t *val)
 	return 0;
 }
 
-static int set_debug(struct vcpu *v, uint64_t addr)
+static int set_debug(struct vcpu *v, uint64_t addr, bool step)
 {
 	struct kvm_guest_debug dbg;
 
 	memset(&dbg, 0, sizeof(dbg));
-	if (addr) {
+	if (step) {
+		dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
+	} else if (addr) {
 		dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
 		dbg.arch.debugreg[0] = addr;
 		dbg.arch.debugreg[7] = DR7_L0_EXEC;
@@ -94,7 +96,7 @@ int pvm_syscall__arm(struct vcpu *v)
 		handler = pvm_syscall__gate_offset(gate);
 	if (handler == f->gp_handler && f->armed == (handler != 0))
 		return 0;
-	if (set_debug(v, handler) < 0)
+	if (set_debug(v, handler, false) < 0)
 		return -1;
 	f->gp_handler = handler;
 	f->armed = handler != 0;
@@ -108,19 +110,24 @@ int pvm_syscall__debug_exit(struct vcpu *v)
 	struct kvm_sregs s;
 	uint64_t frame[6], star;
 
+	if (f->stepping) {
+		/* Stepped over the handler's first instruction: re-arm. */
+		f->stepping = false;
+		f->armed = false;
+		f->gp_handler = 0;
+		return pvm_syscall__arm(v) < 0 ? -1 : 0;
+	}
 	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 ||
 	    ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
 		goto fail;
 	if (!f->armed || r.rip != f->gp_handler ||
 	    read_virt(v, &s, r.rsp, frame, sizeof(frame)) < 0 ||
 	    !pvm_syscall__is_stuck_syscall(frame, f->lstar)) {
-		/* A genuine #GP (or a stale breakpoint): run the handler. RF
-		 * keeps the breakpoint from firing again on this instruction. */
+		/* A genuine #GP (or a stale breakpoint): let the handler run
+		 * one instruction without the breakpoint. */
 		f->passed++;
-		r.rflags |= RFLAGS_RF;
-		if (ioctl(v->fd, KVM_SET_REGS, &r) < 0)
-			goto fail;
-		return pvm_syscall__arm(v) < 0 ? -1 : 0;
+		f->stepping = true;
+		return set_debug(v, 0, true) < 0 ? -1 : 0;
 	}
 	if (get_msr(v, MSR_STAR, &star) < 0)
 		goto fail;

@@ -6,7 +6,10 @@
  * stops the vCPU before the handler runs; when the exception frame shows a
  * #GP at LSTAR from user mode, the vCPU is put where SYSCALL would have put
  * it (kernel CS/SS from STAR, CPL 0, the user RSP) and resumes at LSTAR.
- * Any other #GP is resumed untouched.  Only active with the PVM profile. */
+ * Any other #GP runs untouched: the breakpoint is swapped for one
+ * single step over the handler's first instruction (KVM's emulator, which
+ * runs all guest kernel code on PVM, ignores RFLAGS.RF), then re-armed.
+ * Only active with the PVM profile. */
 #ifndef KRG_VCPU_PVM_SYSCALL_H
 #define KRG_VCPU_PVM_SYSCALL_H
 
@@ -22,6 +25,7 @@ struct pvm_syscall_fix {
 	uint64_t lstar;       /* the guest's SYSCALL target */
 	uint64_t gp_handler;  /* IDT vector 13's handler: the breakpoint */
 	bool armed;
+	bool stepping;        /* single-stepping the handler's first insn */
 	uint64_t completed;   /* SYSCALLs completed */
 	uint64_t passed;      /* other #GPs let through */
 };

@@ -109,3 +109,54 @@ void start_aps(unsigned n)
 	for (unsigned id = 1; id < n; id++)
 		apic_send_ipi(id, sipi);
 }
+
+unsigned lapic_vectors(const volatile uint32_t bank[8], int skip, char *buf,
+		       size_t size)
+{
+	size_t n = 0;
+	unsigned count = 0;
+
+	buf[0] = 0;
+	for (int v = 0; v < 256; v++) {
+		if (v == skip || !(bank[v / 32] >> (v % 32) & 1))
+			continue;
+		count++;
+		if (n + 6 < size)
+			n += fmt(buf + n, size - n, " 0x%02x", (unsigned)v);
+	}
+	return count;
+}
+
+unsigned lapic_isr_now(char *buf, size_t size)
+{
+	uint32_t isr[8];
+
+	for (unsigned i = 0; i < 8; i++)
+		isr[i] = apic_read(0x100 + 0x10 * i);
+	return lapic_vectors(isr, -1, buf, size);
+}
+
+void lapic_probe_cpu(unsigned cpu)
+{
+	struct pcpu *p = &pcpu[cpu];
+	uint32_t seen = p->probe_count;
+	char isr[64], irr[64];
+
+	apic_send_ipi(cpu, VEC_PROBE | ICR_ASSERT);
+	if (!wait_u32_ge(&p->probe_count, seen + 1, 500000)) {
+		say("probe: cpu %u did not take a probe IPI (vector %x) within 500 ms "
+		    "either: its vCPU does not run or takes no interrupt at all", cpu,
+		    VEC_PROBE);
+		return;
+	}
+	lapic_vectors(p->probe_isr, VEC_PROBE, isr, sizeof(isr));
+	lapic_vectors(p->probe_irr, -1, irr, sizeof(irr));
+	say("probe: cpu %u took a probe IPI: its LAPIC has in service%s, requested%s, "
+	    "PPR %x", cpu, isr[0] ? isr : " nothing", irr[0] ? irr : " nothing",
+	    p->probe_ppr);
+	if (isr[0])
+		say("probe: cpu %u runs no handler but for the probe's, so%s stayed in "
+		    "service without a handler running: an interrupt the VMM counted as "
+		    "delivered never reached the guest (every handler here EOIs), and "
+		    "it blocks the vectors of its class and below", cpu, isr);
+}

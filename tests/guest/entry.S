@@ -176,6 +176,33 @@ isr_wake:
 	incq %gs:PCPU_WAKEUPS
 	jmp count_eoi_return
 
+/* VEC_PROBE: snapshot the LAPIC in C.  Nine pushes after the CPU's
+ * five-qword frame leave the stack 16-byte aligned for the call. */
+	.balign 16
+	.globl isr_probe
+isr_probe:
+	pushq %rax
+	pushq %rcx
+	pushq %rdx
+	pushq %rsi
+	pushq %rdi
+	pushq %r8
+	pushq %r9
+	pushq %r10
+	pushq %r11
+	call lapic_probe_snapshot
+	EOI
+	popq %r11
+	popq %r10
+	popq %r9
+	popq %r8
+	popq %rdi
+	popq %rsi
+	popq %rdx
+	popq %rcx
+	popq %rax
+	iretq
+
 	.balign 16
 	.globl isr_spurious
 isr_spurious:

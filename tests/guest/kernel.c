@@ -57,6 +57,7 @@ extern uint64_t gdt[];
 extern char ipi_stubs[], exc_stubs[];
 extern char isr_timer[], isr_lvt_error[], isr_pit[], isr_spurious[];
 extern char isr_ud[], isr_int80[], isr_wake[], isr_bp[], isr_softint[];
+extern char isr_probe[];
 
 static inline struct pcpu *this_cpu(void)
 {
@@ -96,6 +97,7 @@ static void build_idt(void)
 	set_gate(VEC_LVT_ERROR, isr_lvt_error);
 	set_gate(VEC_PIT, isr_pit);
 	set_gate(VEC_WAKE, isr_wake);
+	set_gate(VEC_PROBE, isr_probe);
 	set_gate(VEC_SPURIOUS, isr_spurious);
 	set_gate(6, isr_ud);
 	set_gate(3, isr_bp);
@@ -261,6 +263,21 @@ uint64_t sys_dispatch(uint64_t a0, uint64_t a1, uint64_t a2, uint64_t nr)
 	}
 	(void)a2;
 	return ~0ull;
+}
+
+/* VEC_PROBE: a CPU that stopped taking its interrupts may still take
+ * this higher-class one; what its LAPIC says then tells a lost wake-up
+ * from an in-service bit nobody will clear. */
+void lapic_probe_snapshot(void)
+{
+	struct pcpu *p = this_cpu();
+
+	for (unsigned i = 0; i < 8; i++) {
+		p->probe_isr[i] = (uint32_t)k_apic_read(p, 0x100 + 0x10 * i);
+		p->probe_irr[i] = (uint32_t)k_apic_read(p, 0x200 + 0x10 * i);
+	}
+	p->probe_ppr = (uint32_t)k_apic_read(p, 0xa0);
+	p->probe_count++;
 }
 
 static const char *const exc_names[32] = {

@@ -26,7 +26,9 @@ struct pcpu {
 	volatile uint64_t wakeups;	/* VEC_WAKE IPIs (barrier wake-ups) */
 	uint64_t pad1[2];
 	volatile uint32_t ipi_cnt[MAXCPU];	/* by sender */
-	uint8_t pad2[PCPU_SIZE - PCPU_IPICNT - 4 * MAXCPU];
+	/* Written by the VEC_PROBE handler: the LAPIC as the CPU sees it. */
+	volatile uint32_t probe_isr[8], probe_irr[8], probe_ppr, probe_count;
+	uint8_t pad2[PCPU_SIZE - PCPU_PROBE - 4 * 18];
 } __attribute__((aligned(64)));
 
 _Static_assert(offsetof(struct pcpu, kstack_top) == PCPU_KSTACK, "pcpu");
@@ -43,6 +45,7 @@ _Static_assert(offsetof(struct pcpu, ipi_total) == PCPU_IPI_TOTAL, "pcpu");
 _Static_assert(offsetof(struct pcpu, bad_if) == PCPU_BAD_IF, "pcpu");
 _Static_assert(offsetof(struct pcpu, wakeups) == PCPU_WAKEUPS, "pcpu");
 _Static_assert(offsetof(struct pcpu, ipi_cnt) == PCPU_IPICNT, "pcpu");
+_Static_assert(offsetof(struct pcpu, probe_isr) == PCPU_PROBE, "pcpu");
 _Static_assert(sizeof(struct pcpu) == PCPU_SIZE, "pcpu");
 
 extern struct pcpu pcpu[MAXCPU];
@@ -56,6 +59,7 @@ extern uint32_t mb_magic, mb_info;
 void kmain(uint64_t cpu, uint64_t bsp);
 uint64_t sys_dispatch(uint64_t a0, uint64_t a1, uint64_t a2, uint64_t nr);
 void exception_report(uint64_t *frame);
+void lapic_probe_snapshot(void);
 void syscall_not_cpl0(void);
 
 /* entry.S */

@@ -85,6 +85,7 @@ void test_work(unsigned cpu)
 	uint64_t ipi_period = tsc_from_us(IPI_PERIOD_US);
 	uint64_t tick_period = tsc_hz / opts.timer_hz, ticks, ticks_hi;
 	unsigned dest = (cpu + 1) % ncpus, src = (cpu + ncpus - 1) % ncpus, bad;
+	char isr[64];
 	uint32_t vec = (VEC_IPI_BASE + cpu) | ICR_ASSERT, sent = 0;
 
 	for (unsigned i = 0; i < WORK_SLOTS; i++)
@@ -125,6 +126,11 @@ void test_work(unsigned cpu)
 	t1 = rdtsc();
 	timer_stop();
 	ticks = p->timer_count - c0;
+	/* User mode runs no handler: nothing may be in service now. */
+	if (lapic_isr_now(isr, sizeof(isr)))
+		fail("work: cpu %u: its LAPIC shows%s in service while no handler runs "
+		     "(%lu timer interrupts): an interrupt the VMM counted as delivered "
+		     "never reached the guest, whose handlers all EOI", cpu, isr, ticks);
 	if (!wait_u32_ge(&pcpu[dest].ipi_cnt[cpu], sent, ACK_TIMEOUT_US))
 		fail("work: cpu %u: cpu %u counted %u of the %u IPIs it was sent", cpu, dest,
 		     pcpu[dest].ipi_cnt[cpu], sent);

@@ -141,6 +141,7 @@ static void barrier_stuck(const char *what, uint64_t gen)
 		    "interrupts", what, c, bar_sleeping[c] ? "sleeps in hlt at" :
 		    "last passed", bar_arrived[c], gen + 1, pcpu[c].wakeups,
 		    pcpu[c].ipi_total, pcpu[c].timer_count);
+		lapic_probe_cpu(c);
 	}
 	fail("watchdog: not done %lu s after boot (timeout=), waiting for %s",
 	     opts.timeout_s, what);

@@ -140,6 +140,17 @@ void lapic_setup(unsigned cpu);
 extern uint32_t cpu_ldr[MAXCPU];
 /* INIT/SIPI/SIPI to APIC IDs 1..n-1. */
 void start_aps(unsigned n);
+/* " 0x20 0x23" for the bits of a 256-bit LAPIC bank, without `skip`
+ * (-1: none); "" when empty.  Returns the number of vectors. */
+unsigned lapic_vectors(const volatile uint32_t bank[8], int skip, char *buf,
+		       size_t size);
+/* Vectors in service in this CPU's LAPIC; user mode runs no interrupt
+ * handler, so there it must be none. */
+unsigned lapic_isr_now(char *buf, size_t size);
+/* Diagnosis of a CPU that stopped answering: a VEC_PROBE IPI (a class
+ * above every other vector here) makes it snapshot its LAPIC; prints what
+ * it saw, or that it did not even take that. */
+void lapic_probe_cpu(unsigned cpu);
 
 /* LAPIC timer ticks per second at divide-by-16, measured against the TSC
  * (test_timer.c); prints the result. */
