@@ -42,14 +42,41 @@ static void env_send_ipi(void *ctx, const struct apic_msg *msg)
 	irq_router__deliver(v->m->router, msg);
 }
 
+static void arm_ktimer(struct vcpu *v, uint64_t deadline_ns)
+{
+	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
+
+	if (!v->lapic_ktimer_ok)
+		return;
+	if (deadline_ns) {
+		its.it_value.tv_sec = (time_t)(deadline_ns / 1000000000ull);
+		its.it_value.tv_nsec = (long)(deadline_ns % 1000000000ull);
+	}
+	timer_settime(v->lapic_ktimer, TIMER_ABSTIME, &its, NULL);
+}
+
+/* Called with the LAPIC's lock held, from any thread. */
 static void env_timer_arm(void *ctx, uint64_t deadline_ns)
 {
 	struct vcpu *v = ctx;
 
-	if (deadline_ns)
-		vtimer__arm(&v->lapic_timer, deadline_ns);
-	else
-		vtimer__cancel(&v->lapic_timer);
+	atomic_store(&v->lapic_deadline, deadline_ns);
+	arm_ktimer(v, deadline_ns);
+	/* A halted vCPU sleeps until its deadline: let it see the new one. */
+	pthread_mutex_lock(&v->wait_lock);
+	pthread_cond_signal(&v->wait_cond);
+	pthread_mutex_unlock(&v->wait_lock);
+}
+
+/* The LAPIC timer's deadline passed: let the LAPIC fire (it checks the
+ * time itself, so an early or repeated call is harmless). */
+static void check_lapic_timer(struct vcpu *v)
+{
+	uint64_t d = atomic_load(&v->lapic_deadline);
+
+	if (d && vclock__now_ns() >= d &&
+	    atomic_compare_exchange_strong(&v->lapic_deadline, &d, 0))
+		lapic__timer_expired(&v->lapic);
 }
 
 static void env_kick(void *ctx)
@@ -69,13 +96,6 @@ static void env_eoi_level(void *ctx, uint8_t vector)
 	struct vcpu *v = ctx;
 
 	ioapic__eoi(v->m->ioapic, vector);
-}
-
-static void lapic_timer_fire(void *opaque)
-{
-	struct vcpu *v = opaque;
-
-	lapic__timer_expired(&v->lapic);
 }
 
 /* Guest TSC minus host TSC, read once: KVM keeps the offset fixed unless
@@ -109,7 +129,13 @@ int vcpu__create(struct machine *m, unsigned index, struct vcpu **out,
 	v->index = index;
 	v->fd = -1;
 	pthread_mutex_init(&v->wait_lock, NULL);
-	pthread_cond_init(&v->wait_cond, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&v->wait_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	v->fd = ioctl(m->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (v->fd < 0) {
 		snprintf(err, errlen, "KVM_CREATE_VCPU %u: %s", index,
@@ -141,7 +167,6 @@ int vcpu__create(struct machine *m, unsigned index, struct vcpu **out,
 			 strerror(errno));
 		goto fail;
 	}
-	vtimer__init(&v->lapic_timer, m->timers, lapic_timer_fire, v);
 	env = (struct lapic_env){
 		.ctx = v,
 		.now_ns = env_now_ns,
@@ -167,7 +192,8 @@ void vcpu__destroy(struct vcpu *v)
 {
 	if (!v)
 		return;
-	vtimer__cancel(&v->lapic_timer);
+	if (v->lapic_ktimer_ok)
+		timer_delete(v->lapic_ktimer);
 	if (v->run)
 		munmap(v->run, v->run_size);
 	if (v->fd >= 0) {
@@ -223,18 +249,31 @@ static bool should_leave_wait(struct vcpu *v)
 	return lapic__has_events(&v->lapic);
 }
 
-/* HLT and wait-for-SIPI sleep here, without spinning. */
+/* HLT and wait-for-SIPI sleep here, without spinning, until a kick or
+ * the LAPIC timer's deadline. */
 static void wait_for_work(struct vcpu *v)
 {
 	pthread_mutex_lock(&v->wait_lock);
 	while (!atomic_exchange(&v->kicked, false)) {
+		uint64_t d;
+
 		pthread_mutex_unlock(&v->wait_lock);
+		check_lapic_timer(v);
 		if (should_leave_wait(v))
 			return;
 		pthread_mutex_lock(&v->wait_lock);
 		if (atomic_load(&v->kicked))
 			continue;
-		pthread_cond_wait(&v->wait_cond, &v->wait_lock);
+		d = atomic_load(&v->lapic_deadline);
+		if (d) {
+			struct timespec ts = {
+				.tv_sec = (time_t)(d / 1000000000ull),
+				.tv_nsec = (long)(d % 1000000000ull),
+			};
+			pthread_cond_timedwait(&v->wait_cond, &v->wait_lock, &ts);
+		} else {
+			pthread_cond_wait(&v->wait_cond, &v->wait_lock);
+		}
 	}
 	pthread_mutex_unlock(&v->wait_lock);
 }
@@ -321,12 +360,23 @@ static void *vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "krg-vcpu%u", v->index);
 	pthread_setname_np(pthread_self(), name);
+	{
+		/* The kernel signals this thread itself at the deadline:
+		 * KVM_RUN returns and the loop fires the LAPIC timer. */
+		struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID,
+					.sigev_signo = VCPU_KICK_SIGNAL };
+		sev._sigev_un._tid = gettid();
+		v->lapic_ktimer_ok =
+			timer_create(CLOCK_MONOTONIC, &sev, &v->lapic_ktimer) == 0;
+		arm_ktimer(v, atomic_load(&v->lapic_deadline));
+	}
 	while (!atomic_load(&m->stop)) {
 		if (atomic_load(&m->pause)) {
 			complete_pending_io(v);
 			machine__park_vcpu(m);
 			continue;
 		}
+		check_lapic_timer(v);
 		handle_events(v);
 		if (v->state == VCPU_STATE_WAIT_FOR_SIPI) {
 			wait_for_work(v);

@@ -13,6 +13,8 @@
 #include "vcpu/cpu_state.h"
 #include "vcpu/lapic.h"
 #include "vcpu/pvm_syscall.h"
+#include <time.h>
+
 #include "vmm/vtimer.h"
 
 struct machine;
@@ -32,7 +34,12 @@ struct vcpu {
 	bool thread_started;
 
 	struct lapic lapic;
-	struct vtimer lapic_timer;
+	/* The LAPIC timer's host side: a kernel timer that signals this
+	 * vCPU's thread directly (no hop through a timer thread), and the
+	 * deadline the loop checks (0 = none). */
+	timer_t lapic_ktimer;
+	bool lapic_ktimer_ok;
+	_Atomic uint64_t lapic_deadline;
 	int64_t tsc_offset; /* guest TSC = host TSC + offset */
 
 	/* Wakeups for a halted or wait-for-SIPI vCPU. */

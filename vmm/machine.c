@@ -267,11 +267,8 @@ void machine__destroy(struct machine *m)
 	vtimer_service__free(m->timers);
 	m->timers = NULL;
 	if (m->vcpus) {
-		for (i = 0; i < m->nr_vcpus; i++) {
-			if (m->vcpus[i])
-				m->vcpus[i]->lapic_timer.svc = NULL;
+		for (i = 0; i < m->nr_vcpus; i++)
 			vcpu__destroy(m->vcpus[i]);
-		}
 		free(m->vcpus);
 	}
 	machine__destroy_devices(m);

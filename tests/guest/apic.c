@@ -127,12 +127,20 @@ unsigned lapic_vectors(const volatile uint32_t bank[8], int skip, char *buf,
 	return count;
 }
 
-unsigned lapic_isr_now(char *buf, size_t size)
+/* Four looks 10 ms apart: an interrupt injected but not yet taken may be
+ * in service for a moment; only what stays there counts. */
+unsigned lapic_isr_stuck(char *buf, size_t size)
 {
 	uint32_t isr[8];
 
 	for (unsigned i = 0; i < 8; i++)
-		isr[i] = apic_read(0x100 + 0x10 * i);
+		isr[i] = ~0u;
+	for (unsigned look = 0; look < 4; look++) {
+		if (look)
+			delay_us(10000);
+		for (unsigned i = 0; i < 8; i++)
+			isr[i] &= apic_read(0x100 + 0x10 * i);
+	}
 	return lapic_vectors(isr, -1, buf, size);
 }
 

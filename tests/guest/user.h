@@ -144,9 +144,9 @@ void start_aps(unsigned n);
  * (-1: none); "" when empty.  Returns the number of vectors. */
 unsigned lapic_vectors(const volatile uint32_t bank[8], int skip, char *buf,
 		       size_t size);
-/* Vectors in service in this CPU's LAPIC; user mode runs no interrupt
- * handler, so there it must be none. */
-unsigned lapic_isr_now(char *buf, size_t size);
+/* Vectors that stay in service in this CPU's LAPIC (over 30 ms); user
+ * mode runs no interrupt handler, so there it must be none. */
+unsigned lapic_isr_stuck(char *buf, size_t size);
 /* Diagnosis of a CPU that stopped answering: a VEC_PROBE IPI (a class
  * above every other vector here) makes it snapshot its LAPIC; prints what
  * it saw, or that it did not even take that. */

@@ -66,7 +66,7 @@ echo "  ok: QEMU TCG test=work rounds=$WORK_ROUNDS -smp 2 ($(($(now_ms) - t0)) m
 if [[ -r /dev/kvm && -w /dev/kvm ]]; then
 	kvm_log=$WORK/krg-work.log
 	run_vmm "$kvm_log" 60 launch -m 128 -smp 2 -kernel "$GUEST" \
-		-append "test=work rounds=$WORK_ROUNDS"
+		-append "test=work rounds=$WORK_ROUNDS timeout=30"
 	assert_no_sanitizer_report "$kvm_log"
 	assert_rc 0 "$kvm_log"
 	got=$(work_digests "$kvm_log")
