@@ -222,6 +222,47 @@ void vcpu__kick(struct vcpu *v)
 		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
 }
 
+void vcpu__request_dump(struct vcpu *v)
+{
+	atomic_store(&v->dump_requested, true);
+	vcpu__kick(v);
+}
+
+static const char *state_name(enum vcpu_run_state s)
+{
+	switch (s) {
+	case VCPU_STATE_WAIT_FOR_SIPI: return "waiting for SIPI";
+	case VCPU_STATE_HALTED: return "halted";
+	default: return "running";
+	}
+}
+
+static void dump_status(struct vcpu *v)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	const struct vcpu_stats *st = &v->stats;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 ||
+	    ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+		return;
+	machine__log(v->m,
+		     "vCPU %u: %s, RIP 0x%llx (%s, CPL %u, IF %u); exits %llu "
+		     "(io %llu, mmio %llu, msr %llu, hlt %llu), injected %llu, "
+		     "fallback %llu, syscalls completed %llu",
+		     v->index, state_name(v->state),
+		     (unsigned long long)r.rip, cpu_state__mode_name(&s),
+		     s.cs.dpl, (unsigned)((r.rflags >> 9) & 1),
+		     (unsigned long long)st->exits,
+		     (unsigned long long)st->exits_io,
+		     (unsigned long long)st->exits_mmio,
+		     (unsigned long long)st->exits_msr,
+		     (unsigned long long)st->exits_hlt,
+		     (unsigned long long)st->injected,
+		     (unsigned long long)st->emulated,
+		     (unsigned long long)v->sysfix.completed);
+}
+
 static void drain_kick_signal(void)
 {
 	sigset_t set;
@@ -237,7 +278,8 @@ static bool should_leave_wait(struct vcpu *v)
 {
 	struct machine *m = v->m;
 
-	if (atomic_load(&m->stop) || atomic_load(&m->pause))
+	if (atomic_load(&m->stop) || atomic_load(&m->pause) ||
+	    atomic_load(&v->dump_requested))
 		return true;
 	if (v->state == VCPU_STATE_HALTED) {
 		/* HLT ends on an interrupt it may take, on NMI/INIT/SIPI. */
@@ -376,6 +418,8 @@ static void *vcpu_thread(void *arg)
 			machine__park_vcpu(m);
 			continue;
 		}
+		if (atomic_exchange(&v->dump_requested, false))
+			dump_status(v);
 		check_lapic_timer(v);
 		handle_events(v);
 		if (v->state == VCPU_STATE_WAIT_FOR_SIPI) {

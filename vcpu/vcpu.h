@@ -47,6 +47,7 @@ struct vcpu {
 	pthread_cond_t wait_cond;
 	atomic_bool kicked;
 	atomic_bool in_guest; /* between the last check and KVM_RUN's return */
+	atomic_bool dump_requested; /* SIGQUIT: print where the vCPU is */
 
 	/* Owned by the vCPU thread; by the main thread while parked. */
 	enum vcpu_run_state state;
@@ -78,6 +79,10 @@ int vcpu__load(struct vcpu *v, struct state_reader *r, char *err,
  * registers) to stderr. */
 void vcpu__report(struct vcpu *v, const char *what, const uint8_t *insn,
 		  size_t insn_len);
+
+/* Asks the vCPU to print one status line (RIP, mode, state, exit counts)
+ * at its next loop iteration (krg-vmm does this on SIGQUIT). */
+void vcpu__request_dump(struct vcpu *v);
 
 /* The guest's TSC now, as the vCPU would read it. */
 uint64_t vcpu__guest_tsc(const struct vcpu *v);

@@ -121,7 +121,7 @@ static void wait_until(struct machine *m, uint64_t deadline_ns)
 	pthread_mutex_unlock(&m->life_lock);
 }
 
-/* SIGINT/SIGTERM/SIGHUP are blocked in every thread (main blocks them
+/* SIGINT/SIGTERM/SIGHUP/SIGQUIT are blocked in every thread (main blocks them
  * before any thread exists); the run loop polls for them here. */
 static void *signal_thread(void *arg)
 {
@@ -134,9 +134,14 @@ static void *signal_thread(void *arg)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
 	while (!atomic_load(&m->stop)) {
 		sig = sigtimedwait(&set, NULL, &tick);
-		if (sig > 0)
+		if (sig == SIGQUIT) {
+			/* Where is each vCPU?  (kill -QUIT) */
+			for (unsigned i = 0; i < m->nr_vcpus; i++)
+				vcpu__request_dump(m->vcpus[i]);
+		} else if (sig > 0)
 			machine__request_stop(m, KRG_EXIT_OK,
 					      "terminated by signal %d (%s)",
 					      sig, strsignal(sig));
