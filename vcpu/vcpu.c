@@ -364,6 +364,20 @@ static void inject_pending(struct vcpu *v)
 		run->request_interrupt_window = 1;
 		return;
 	}
+	{
+		/* KVM may still hold an interrupt injected earlier but not
+		 * delivered yet (an exit came first; KVM delivers it on the
+		 * next entry).  PVM hosts still report the vCPU ready, and a
+		 * second KVM_INTERRUPT then loses one of the two while our
+		 * LAPIC has both in service: wait for the next window. */
+		struct kvm_vcpu_events ev;
+
+		if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0 &&
+		    ev.interrupt.injected) {
+			run->request_interrupt_window = 1;
+			return;
+		}
+	}
 	if (k == LAPIC_INTR_EXTINT) {
 		vector = pic__ack(v->m->pic);
 		lapic__extint_acked(&v->lapic);

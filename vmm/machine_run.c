@@ -79,10 +79,19 @@ static void control_request(void *ctx, enum machine_request req, int status)
 			machine__request_stop(m, KRG_EXIT_OK,
 					      "guest reset (exiting as asked)");
 		} else {
+			/* Only a reset that ends the run reboots: if a signal
+			 * (or anything else) stopped the VM first, it stays
+			 * stopped. */
 			pthread_mutex_lock(&m->life_lock);
-			m->reset_requested = true;
+			if (!atomic_load(&m->stop)) {
+				m->reset_requested = true;
+				m->exit_status = KRG_EXIT_OK;
+				snprintf(m->stop_reason, sizeof(m->stop_reason),
+					 "guest reset");
+				atomic_store(&m->stop, true);
+				pthread_cond_broadcast(&m->life_cond);
+			}
 			pthread_mutex_unlock(&m->life_lock);
-			machine__request_stop(m, KRG_EXIT_OK, "guest reset");
 		}
 		break;
 	case MACHINE_REQ_DEBUG_EXIT:
@@ -141,10 +150,21 @@ static void *signal_thread(void *arg)
 			/* Where is each vCPU?  (kill -QUIT) */
 			for (unsigned i = 0; i < m->nr_vcpus; i++)
 				vcpu__request_dump(m->vcpus[i]);
-		} else if (sig > 0)
+		} else if (sig > 0) {
+			/* A signal wins over a reset already under way: the
+			 * user asked krg-vmm to end, not to reboot. */
+			pthread_mutex_lock(&m->life_lock);
+			if (m->reset_requested) {
+				m->reset_requested = false;
+				snprintf(m->stop_reason, sizeof(m->stop_reason),
+					 "terminated by signal %d (%s) during a "
+					 "guest reset", sig, strsignal(sig));
+			}
+			pthread_mutex_unlock(&m->life_lock);
 			machine__request_stop(m, KRG_EXIT_OK,
 					      "terminated by signal %d (%s)",
 					      sig, strsignal(sig));
+		}
 	}
 	return NULL;
 }

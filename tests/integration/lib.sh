@@ -104,7 +104,8 @@ now_ms() {
 start_vmm() {
 	local log=$1
 	shift
-	"$VMM" "$@" </dev/null >"$log" 2>&1 &
+	: >"$log"	# exists before wait_log first looks at it
+	"$VMM" "$@" </dev/null >>"$log" 2>&1 &
 	VMM_PID=$!
 }
 
