@@ -372,10 +372,13 @@ static void inject_pending(struct vcpu *v)
 		 * LAPIC has both in service: wait for the next window. */
 		struct kvm_vcpu_events ev;
 
-		if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0 &&
-		    ev.interrupt.injected) {
-			run->request_interrupt_window = 1;
-			return;
+		if (v->maybe_held) {
+			if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0 &&
+			    ev.interrupt.injected) {
+				run->request_interrupt_window = 1;
+				return;
+			}
+			v->maybe_held = false;
 		}
 	}
 	if (k == LAPIC_INTR_EXTINT) {
@@ -389,6 +392,7 @@ static void inject_pending(struct vcpu *v)
 		run->request_interrupt_window = 1;
 		return;
 	}
+	v->maybe_held = true;
 	if (k == LAPIC_INTR_VECTOR)
 		lapic__intr_injected(&v->lapic, vector);
 	v->stats.injected++;

@@ -52,6 +52,7 @@ struct vcpu {
 	/* Owned by the vCPU thread; by the main thread while parked. */
 	enum vcpu_run_state state;
 	bool halt_if; /* IF at the HLT: maskable interrupts end the halt */
+	bool maybe_held; /* KVM may still hold the last KVM_INTERRUPT */
 
 	struct pvm_syscall_fix sysfix; /* PVM hosts only */
 	struct vcpu_stats stats;

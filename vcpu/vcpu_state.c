@@ -91,6 +91,7 @@ int vcpu__load(struct vcpu *v, struct state_reader *r, char *err,
 	}
 	v->state = (enum vcpu_run_state)st.run_state;
 	v->halt_if = (st.regs.rflags >> 9) & 1;
+	v->maybe_held = true; /* the events may carry an injected interrupt */
 	pthread_mutex_lock(&v->lapic.lock);
 	v->lapic.s = ls;
 	pthread_mutex_unlock(&v->lapic.lock);
