@@ -11,7 +11,8 @@
 #   KRG_STOCK_TIMEOUT   seconds per krg-vmm boot (default 3600)
 #   KRG_STOCK_MEM       guest MiB (default 512)
 #   KRG_STOCK_APPEND    kernel command line for krg-vmm
-#   KRG_STOCK_INITRD    initramfs (default work/initramfs.cpio.gz)
+#   KRG_STOCK_INITRD    initramfs (default work/initramfs.cpio: uncompressed, so
+#                       the guest kernel does not gunzip it in emulated code)
 #   KRG_STOCK_QEMU=0    skip the QEMU reference (also skipped without QEMU)
 #   KRG_STOCK_HEARTBEAT seconds between progress lines (default 60)
 set -euo pipefail
@@ -30,7 +31,7 @@ tmo=${KRG_STOCK_TIMEOUT:-3600}
 [[ $tmo =~ ^[1-9][0-9]*$ ]] || stock_die "KRG_STOCK_TIMEOUT must be seconds"
 append=${KRG_STOCK_APPEND:-console=ttyS0 quiet panic=-1 krg.autotest=1}
 stock_need_artifacts || "$STOCK_DIR/prepare.sh"
-initrd=${KRG_STOCK_INITRD:-$STOCK_WORK/initramfs.cpio.gz}
+initrd=${KRG_STOCK_INITRD:-$STOCK_WORK/initramfs.cpio}
 [[ -s $initrd ]] || stock_die "$initrd missing"
 
 qemu=1

@@ -282,7 +282,7 @@ START_TEST(test_shipped_examples)
 	ck_assert_ptr_nonnull(strstr(cfg->kernel,
 				     "configs/../tests/stock/work/vmlinuz"));
 	ck_assert_ptr_nonnull(strstr(cfg->initrd, "configs/../tests/stock/"
-				     "work/initramfs.cpio.gz"));
+				     "work/initramfs.cpio"));
 	ck_assert_ptr_nonnull(strstr(cfg->append, "console=ttyS0"));
 	ck_assert_int_eq(settings__validate(cfg, err, sizeof(err)), 0);
 
