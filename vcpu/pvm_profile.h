@@ -28,6 +28,9 @@ struct kvm_cpuid2;
  * emulated; it also takes xsaveopt and the AVX family with it). */
 #define PVM_SWITCHES { "noxsave" }
 #define PVM_NR_SWITCHES 1
+/* Spacing of LAPIC timer interrupts for Linux guests under the profile
+ * (see struct machine's timer_min_gap_ns). */
+#define PVM_TIMER_MIN_GAP_NS (20ull * 1000 * 1000)
 /* PLATFORM.md's list (Linux feature names), with xsaveopt (noxsave
  * clears it anyway) traded for smap: SMAP's clac/stac around every user
  * copy are not emulated, and Linux reads at most 127 characters here. */

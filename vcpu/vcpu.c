@@ -60,6 +60,9 @@ static void env_timer_arm(void *ctx, uint64_t deadline_ns)
 {
 	struct vcpu *v = ctx;
 
+	if (deadline_ns && v->m->timer_min_gap_ns &&
+	    deadline_ns < v->last_timer_fire_ns + v->m->timer_min_gap_ns)
+		deadline_ns = v->last_timer_fire_ns + v->m->timer_min_gap_ns;
 	atomic_store(&v->lapic_deadline, deadline_ns);
 	arm_ktimer(v, deadline_ns);
 	/* A halted vCPU sleeps until its deadline: let it see the new one. */
@@ -74,9 +77,13 @@ static void check_lapic_timer(struct vcpu *v)
 {
 	uint64_t d = atomic_load(&v->lapic_deadline);
 
-	if (d && vclock__now_ns() >= d &&
-	    atomic_compare_exchange_strong(&v->lapic_deadline, &d, 0))
+	uint64_t now;
+
+	if (d && (now = vclock__now_ns()) >= d &&
+	    atomic_compare_exchange_strong(&v->lapic_deadline, &d, 0)) {
+		v->last_timer_fire_ns = now;
 		lapic__timer_expired(&v->lapic);
+	}
 }
 
 static void env_kick(void *ctx)

@@ -51,6 +51,12 @@ struct machine {
 	int vcpu_mmap_size;
 	bool pvm_host;         /* KVM here is PVM (see PLATFORM.md) */
 	bool pvm_profile;      /* the PVM guest profile is applied */
+	/* Least time between two LAPIC timer interrupts of a vCPU (0: none).
+	 * The PVM profile sets it for Linux guests: there every timer
+	 * interrupt costs milliseconds of emulated kernel code, and at the
+	 * kernel's 250-1000 Hz tick the vCPU would do little else.  A late
+	 * timer interrupt is legal (a busy host delivers them late too). */
+	uint64_t timer_min_gap_ns;
 	uint64_t tsc_hz;
 
 	struct guest_mem mem;

@@ -237,6 +237,7 @@ static int load_linux(struct machine *m, const struct e820_table *e820,
 	};
 
 	if (m->pvm_profile) {
+		m->timer_min_gap_ns = PVM_TIMER_MIN_GAP_NS;
 		if (pvm_profile__amend_cmdline(m->kernel_cmdline,
 					       sizeof(m->kernel_cmdline),
 					       &res) < 0) {
@@ -245,6 +246,10 @@ static int load_linux(struct machine *m, const struct e820_table *e820,
 			return KRG_EXIT_USAGE;
 		}
 		print_pvm_summary(m, &res);
+		machine__log(m, "PVM profile: LAPIC timer interrupts at least "
+			     "%llu ms apart (each costs milliseconds of emulated "
+			     "guest kernel code)",
+			     (unsigned long long)(PVM_TIMER_MIN_GAP_NS / 1000000));
 	}
 	if (linux_boot__load(&m->mem, &in, e820, &m->boot, &out, err, errlen) <
 	    0)
