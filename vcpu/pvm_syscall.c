@@ -86,7 +86,7 @@ int pvm_syscall__arm(struct vcpu *v)
 	uint8_t gate[16];
 	uint64_t handler = 0;
 
-	if (!v->m->pvm_profile)
+	if (!v->m->syscall_fix)
 		return 0;
 	if (get_msr(v, MSR_LSTAR, &f->lstar) < 0 ||
 	    ioctl(v->fd, KVM_GET_SREGS, &s) < 0)

@@ -9,7 +9,8 @@
  * Any other #GP runs untouched: the breakpoint is swapped for one
  * single step over the handler's first instruction (KVM's emulator, which
  * runs all guest kernel code on PVM, ignores RFLAGS.RF), then re-armed.
- * Only active with the PVM profile. */
+ * Only active with the PVM profile, for Linux guests (machine's
+ * syscall_fix). */
 #ifndef KRG_VCPU_PVM_SYSCALL_H
 #define KRG_VCPU_PVM_SYSCALL_H
 

@@ -57,6 +57,10 @@ struct machine {
 	 * kernel's 250-1000 Hz tick the vCPU would do little else.  A late
 	 * timer interrupt is legal (a busy host delivers them late too). */
 	uint64_t timer_min_gap_ns;
+	/* Complete PVM's half-done syscalls (vcpu/pvm_syscall.h): on for
+	 * Linux guests under the profile.  Off otherwise, because the
+	 * breakpoint it needs makes every VM entry a few us dearer here. */
+	bool syscall_fix;
 	uint64_t tsc_hz;
 
 	struct guest_mem mem;

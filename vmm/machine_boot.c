@@ -238,6 +238,7 @@ static int load_linux(struct machine *m, const struct e820_table *e820,
 
 	if (m->pvm_profile) {
 		m->timer_min_gap_ns = PVM_TIMER_MIN_GAP_NS;
+		m->syscall_fix = true;
 		if (pvm_profile__amend_cmdline(m->kernel_cmdline,
 					       sizeof(m->kernel_cmdline),
 					       &res) < 0) {

@@ -19,6 +19,9 @@ struct machine_state {
 	uint64_t ram_size;
 	uint64_t saved_at_ns; /* host monotonic clock when saved */
 	uint64_t tsc_hz;
+	uint64_t timer_min_gap_ns; /* the Linux PVM measures in force */
+	uint32_t syscall_fix;
+	uint32_t pad;
 };
 
 int machine__save_file(struct machine *m, const char *path, char *err,
@@ -31,6 +34,8 @@ int machine__save_file(struct machine *m, const char *path, char *err,
 		.ram_size = m->mem.ram_size,
 		.saved_at_ns = vclock__now_ns(),
 		.tsc_hz = m->tsc_hz,
+		.timer_min_gap_ns = m->timer_min_gap_ns,
+		.syscall_fix = m->syscall_fix,
 	};
 	uint8_t *blob = NULL;
 	size_t len = 0;
@@ -112,6 +117,12 @@ int machine__load_file(struct machine *m, const char *path, char *err,
 		goto out;
 	}
 	memcpy(m->mem.base, ram, ram_len);
+	/* The guest-specific PVM measures follow the guest, not the files
+	 * given now (a restore needs no kernel). */
+	if (m->pvm_profile) {
+		m->timer_min_gap_ns = ms.timer_min_gap_ns;
+		m->syscall_fix = ms.syscall_fix != 0;
+	}
 	for (i = 0; i < m->nr_vcpus; i++)
 		if (vcpu__load(m->vcpus[i], r, err, errlen) < 0)
 			goto out;
