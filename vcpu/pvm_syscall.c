@@ -11,8 +11,10 @@
 #include "vmm/machine.h"
 
 #define GP_VECTOR 13
+#define PF_VECTOR 14
 #define RFLAGS_RF (1ull << 16)
 #define DR7_L0_EXEC 0x1ull /* L0, RW0 = execute, LEN0 = 1 byte */
+#define DR7_L1_EXEC 0x4ull /* L1, RW1 = execute, LEN1 = 1 byte */
 
 uint64_t pvm_syscall__gate_offset(const uint8_t gate[16])
 {
@@ -27,10 +29,8 @@ uint64_t pvm_syscall__gate_offset(const uint8_t gate[16])
 
 bool pvm_syscall__is_stuck_syscall(const uint64_t frame[6], uint64_t lstar)
 {
-	/* err, rip, cs, rflags, rsp, ss: a #GP (error code 0) raised by the
-	 * first instruction at LSTAR while still at CPL 3. */
-	return lstar && frame[0] == 0 && frame[1] == lstar &&
-	       (frame[2] & 3) == 3;
+	/* err, rip, cs, rflags, rsp, ss: a fault at LSTAR at CPL 3. */
+	return lstar && frame[1] == lstar && (frame[2] & 3) == 3;
 }
 
 static int read_gpa(void *ctx, uint64_t gpa, void *buf, size_t len)
@@ -64,17 +64,19 @@ static int get_msr(struct vcpu *v, uint32_t index, uint64_t *val)
 	return 0;
 }
 
-static int set_debug(struct vcpu *v, uint64_t addr, bool step)
+static int set_debug(struct vcpu *v, uint64_t gp, uint64_t pf, bool step)
 {
 	struct kvm_guest_debug dbg;
 
 	memset(&dbg, 0, sizeof(dbg));
 	if (step) {
 		dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
-	} else if (addr) {
+	} else if (gp || pf) {
 		dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
-		dbg.arch.debugreg[0] = addr;
-		dbg.arch.debugreg[7] = DR7_L0_EXEC;
+		dbg.arch.debugreg[0] = gp;
+		dbg.arch.debugreg[1] = pf;
+		dbg.arch.debugreg[7] = (gp ? DR7_L0_EXEC : 0) |
+				       (pf ? DR7_L1_EXEC : 0);
 	}
 	return ioctl(v->fd, KVM_SET_GUEST_DEBUG, &dbg);
 }
@@ -83,23 +85,27 @@ int pvm_syscall__arm(struct vcpu *v)
 {
 	struct pvm_syscall_fix *f = &v->sysfix;
 	struct kvm_sregs s;
-	uint8_t gate[16];
-	uint64_t handler = 0;
+	uint8_t gate[32];
+	uint64_t gp = 0, pf = 0;
 
 	if (!v->m->syscall_fix)
 		return 0;
 	if (get_msr(v, MSR_LSTAR, &f->lstar) < 0 ||
 	    ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
 		return -1;
-	if (f->lstar && s.idt.limit >= GP_VECTOR * 16 + 15 &&
-	    read_virt(v, &s, s.idt.base + GP_VECTOR * 16, gate, 16) == 0)
-		handler = pvm_syscall__gate_offset(gate);
-	if (handler == f->gp_handler && f->armed == (handler != 0))
+	if (f->lstar && s.idt.limit >= PF_VECTOR * 16 + 15 &&
+	    read_virt(v, &s, s.idt.base + GP_VECTOR * 16, gate, 32) == 0) {
+		gp = pvm_syscall__gate_offset(gate);
+		pf = pvm_syscall__gate_offset(gate + 16);
+	}
+	if (gp == f->gp_handler && pf == f->pf_handler &&
+	    f->armed == (gp || pf))
 		return 0;
-	if (set_debug(v, handler, false) < 0)
+	if (set_debug(v, gp, pf, false) < 0)
 		return -1;
-	f->gp_handler = handler;
-	f->armed = handler != 0;
+	f->gp_handler = gp;
+	f->pf_handler = pf;
+	f->armed = gp || pf;
 	return 0;
 }
 
@@ -114,20 +120,20 @@ int pvm_syscall__debug_exit(struct vcpu *v)
 		/* Stepped over the handler's first instruction: re-arm. */
 		f->stepping = false;
 		f->armed = false;
-		f->gp_handler = 0;
+		f->gp_handler = f->pf_handler = 0;
 		return pvm_syscall__arm(v) < 0 ? -1 : 0;
 	}
 	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 ||
 	    ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
 		goto fail;
-	if (!f->armed || r.rip != f->gp_handler ||
+	if (!f->armed || (r.rip != f->gp_handler && r.rip != f->pf_handler) ||
 	    read_virt(v, &s, r.rsp, frame, sizeof(frame)) < 0 ||
 	    !pvm_syscall__is_stuck_syscall(frame, f->lstar)) {
 		/* A genuine #GP (or a stale breakpoint): let the handler run
 		 * one instruction without the breakpoint. */
 		f->passed++;
 		f->stepping = true;
-		return set_debug(v, 0, true) < 0 ? -1 : 0;
+		return set_debug(v, 0, 0, true) < 0 ? -1 : 0;
 	}
 	if (get_msr(v, MSR_STAR, &star) < 0)
 		goto fail;

@@ -42,8 +42,8 @@ START_TEST(stuck_syscall_frames)
 	uint64_t f[6] = { 0, lstar, 0x33, 0x2, 0x7ffc0000, 0x2b };
 
 	ck_assert(pvm_syscall__is_stuck_syscall(f, lstar));
-	f[0] = 0x10; /* #GP with a selector error code: something else */
-	ck_assert(!pvm_syscall__is_stuck_syscall(f, lstar));
+	f[0] = 0x15; /* #PF: instruction fetch of a kernel page at CPL 3 */
+	ck_assert(pvm_syscall__is_stuck_syscall(f, lstar));
 	f[0] = 0;
 	f[1] = lstar + 3; /* faulted later in the entry code */
 	ck_assert(!pvm_syscall__is_stuck_syscall(f, lstar));
