@@ -76,18 +76,15 @@ static void handle_msr(struct vcpu *v, bool is_write)
 	int r = -1;
 
 	v->stats.exits_msr++;
-	if (idx == MSR_LSTAR) {
-		/* Filtered only so we learn the guest's SYSCALL target: KVM
-		 * keeps the value (a host write passes the filter). */
+	if (idx == MSR_LSTAR && is_write) {
+		/* Writes only are filtered, so we learn the guest's SYSCALL
+		 * target: KVM keeps the value (a host write passes the filter). */
 		struct {
 			struct kvm_msrs hdr;
 			struct kvm_msr_entry e;
 		} b = { .hdr.nmsrs = 1, .e.index = idx, .e.data = run->msr.data };
-		r = ioctl(v->fd, is_write ? KVM_SET_MSRS : KVM_GET_MSRS, &b) == 1 ?
-			    0 : -1;
-		if (!is_write)
-			run->msr.data = b.e.data;
-		else if (r == 0 && pvm_syscall__arm(v) < 0)
+		r = ioctl(v->fd, KVM_SET_MSRS, &b) == 1 ? 0 : -1;
+		if (r == 0 && pvm_syscall__arm(v) < 0)
 			machine__log(v->m, "vCPU %u: cannot watch for PVM's "
 				     "half-done syscalls", v->index);
 	} else if (lapic__owns_msr(idx)) {
