@@ -19,11 +19,12 @@
 #define LEAF7_EBX_AVX512F (1u << 16)
 
 /* KVM paravirt features (leaf 0x40000001 EAX) that only work with KVM's
- * in-kernel LAPIC or that would bypass ours: async PF, PV EOI, PV unhalt,
- * PV TLB flush, PV send-IPI, poll control, PV sched yield, async PF int,
- * extended MSI destination IDs. */
+ * in-kernel LAPIC or that would bypass ours: async PF, PV unhalt, PV TLB
+ * flush, PV send-IPI, poll control, PV sched yield, async PF int,
+ * extended MSI destination IDs.  PV EOI (bit 6) stays: our LAPIC
+ * implements it (lapic.h). */
 #define KVM_PV_NEEDS_KERNEL_LAPIC                                             \
-	((1u << 4) | (1u << 6) | (1u << 7) | (1u << 9) | (1u << 10) |        \
+	((1u << 4) | (1u << 7) | (1u << 9) | (1u << 10) |                    \
 	 (1u << 11) | (1u << 12) | (1u << 13) | (1u << 14) | (1u << 15))
 
 struct kvm_cpuid2 *cpuid__supported(int kvm_fd, char *err, size_t errlen)

@@ -206,6 +206,7 @@ void lapic_core__reset_regs(struct lapic *l)
 		s->lvt_lint0 = APIC_DM_EXTINT << 8;
 	s->timer_icr = s->timer_dcr = 0;
 	s->extint_pending = 0;
+	s->pv_eoi_msr = 0;
 }
 
 static void compute_addr(const struct lapic *l, struct apic_addr *a)
@@ -254,7 +255,9 @@ bool lapic_core__has_work(const struct lapic *l)
 
 static void kick_if_work(struct lapic *l)
 {
-	if (lapic_core__has_work(l) && l->env.kick)
+	if ((lapic_core__has_work(l) ||
+	     (l->pv_eoi_armed && lapic_core__highest(l->s.irr) >= 0)) &&
+	    l->env.kick)
 		l->env.kick(l->env.ctx);
 }
 

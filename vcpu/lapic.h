@@ -14,12 +14,18 @@
 
 #define LAPIC_DEFAULT_BASE 0xFEE00000ull
 #define LAPIC_BUS_HZ 1000000000ull /* timer input before the divider, as KVM */
-#define LAPIC_STATE_VERSION 1
+#define LAPIC_STATE_VERSION 2 /* 2: + pv_eoi_msr; version 1 still loads */
+#define LAPIC_STATE_V1_SIZE 232
 
 #define MSR_IA32_APICBASE 0x1B
 #define MSR_IA32_TSC_DEADLINE 0x6E0
 #define MSR_X2APIC_FIRST 0x800
 #define MSR_X2APIC_LAST 0x8FF
+/* KVM's paravirtual EOI: the guest names a word in its RAM; bit 0 set by
+ * the VMM means "the interrupt in service may be ended by clearing this
+ * bit instead of writing EOI". */
+#define MSR_KVM_PV_EOI_EN 0x4B564D04
+#define KVM_PV_EOI_MSR_ENABLED 1ull
 
 /* IA32_APIC_BASE bits. */
 #define APIC_BASE_BSP (1ull << 8)
@@ -122,8 +128,9 @@ struct lapic_state {
 	 * blob restored on another host (another monotonic clock) keeps the
 	 * remaining count instead of firing at a meaningless time. */
 	uint64_t save_ns;
+	uint64_t pv_eoi_msr;         /* MSR_KVM_PV_EOI_EN as the guest wrote it */
 };
-_Static_assert(sizeof(struct lapic_state) == 232,
+_Static_assert(sizeof(struct lapic_state) == 240,
 	       "lapic_state is a saved format: bump LAPIC_STATE_VERSION");
 
 struct lapic {
@@ -134,6 +141,9 @@ struct lapic {
 	int32_t vcpu_index;           /* apic_msg.source of our IPIs */
 	struct apic_addr published;   /* last addr given to addr_changed */
 	bool published_valid;
+	/* The vCPU set the guest's PV-EOI bit for the highest vector in
+	 * service, so the guest may have ended it without telling us yet. */
+	bool pv_eoi_armed;
 };
 
 /* Power-on state; bsp selects the BSP flag in APIC_BASE.  The BSP's LINT0
@@ -189,6 +199,21 @@ void lapic__extint_acked(struct lapic *l);
 /* CR8 <-> TPR[7:4] as KVM reports it in kvm_run. */
 uint64_t lapic__get_cr8(struct lapic *l);
 void lapic__set_cr8(struct lapic *l, uint64_t cr8);
+
+/* PV EOI, KVM's protocol, so Linux uses it unchanged.  The vCPU thread
+ * arms it before entering the guest when exactly one thing can be ended:
+ * nothing requested, the highest vector in service edge-triggered (a
+ * level EOI must reach the IOAPIC at once).  While armed, any new request
+ * kicks the vCPU, since the guest may already have ended the vector it
+ * still counts as in service.  After every exit the vCPU reads and clears
+ * the guest's bit and disarms: a cleared bit is the guest's EOI.
+ * set_pv_eoi_msr takes a value the caller has checked (the address must
+ * be in guest RAM); INIT clears it, as on KVM. */
+uint64_t lapic__pv_eoi_msr(struct lapic *l);
+void lapic__set_pv_eoi_msr(struct lapic *l, uint64_t val);
+/* True if armed now: the caller sets the guest's bit. */
+bool lapic__pv_eoi_arm(struct lapic *l);
+void lapic__pv_eoi_disarm(struct lapic *l, bool guest_ended_it);
 
 /* Current addressing facts (what addr_changed last reported). */
 void lapic__get_addr(struct lapic *l, struct apic_addr *out);

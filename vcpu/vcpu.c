@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <x86intrin.h>
 
@@ -225,8 +226,12 @@ void vcpu__kick(struct vcpu *v)
 	 * kicked stored before in_guest is read here, and in_guest stored
 	 * before kicked is read in the loop, one side always sees the other:
 	 * no kick is lost. */
-	if (v->thread_started && atomic_load(&v->in_guest))
-		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+	if (atomic_load(&v->in_guest)) {
+		pid_t tid = atomic_load(&v->tid);
+
+		if (tid)
+			syscall(SYS_tgkill, v->pid, tid, VCPU_KICK_SIGNAL);
+	}
 }
 
 void vcpu__request_dump(struct vcpu *v)
@@ -256,7 +261,7 @@ static void dump_status(struct vcpu *v)
 	machine__log(v->m,
 		     "vCPU %u: %s, RIP 0x%llx (%s, CPL %u, IF %u); exits %llu "
 		     "(io %llu, mmio %llu, msr %llu, hlt %llu), injected %llu, "
-		     "fallback %llu, syscalls completed %llu",
+		     "PV EOIs %llu, fallback %llu, syscalls completed %llu",
 		     v->index, state_name(v->state),
 		     (unsigned long long)r.rip, cpu_state__mode_name(&s),
 		     s.cs.dpl, (unsigned)((r.rflags >> 9) & 1),
@@ -266,6 +271,7 @@ static void dump_status(struct vcpu *v)
 		     (unsigned long long)st->exits_msr,
 		     (unsigned long long)st->exits_hlt,
 		     (unsigned long long)st->injected,
+		     (unsigned long long)st->pv_eois,
 		     (unsigned long long)st->emulated,
 		     (unsigned long long)v->sysfix.completed);
 }
@@ -275,10 +281,10 @@ static void drain_kick_signal(void)
 	sigset_t set;
 	struct timespec zero = { 0, 0 };
 
+	/* A standard signal is pending at most once: one call drains it. */
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
-	while (sigtimedwait(&set, NULL, &zero) > 0)
-		;
+	(void)sigtimedwait(&set, NULL, &zero);
 }
 
 static bool should_leave_wait(struct vcpu *v)
@@ -331,6 +337,9 @@ static void handle_events(struct vcpu *v)
 {
 	struct lapic_events ev = lapic__take_events(&v->lapic);
 
+	if (ev.init || ev.sipi || ev.nmi)
+		v->events_fresh = false; /* the ioctls below change them */
+
 	if (ev.init) {
 		/* INIT: registers to their INIT values, LAPIC too, and wait for
 		 * a SIPI.  (The BSP would restart at the reset vector, but
@@ -356,8 +365,59 @@ static void handle_events(struct vcpu *v)
 	}
 }
 
-/* Interrupt injection with KVM_INTERRUPT, or an interrupt window request
- * when the guest can't take one right now. */
+/* KVM may still hold an interrupt injected earlier but not delivered yet
+ * (an exit came first; KVM delivers it on the next entry).  PVM hosts
+ * still report the vCPU ready, and a second injection then loses one of
+ * the two while our LAPIC has both in service.  An exception or NMI that
+ * KVM still delivers goes first too. */
+static bool kvm_holds_event(struct vcpu *v)
+{
+	struct kvm_vcpu_events ev;
+
+	if (v->run->kvm_dirty_regs & KVM_SYNC_X86_EVENTS)
+		return true; /* queued in kvm_run, KVM has not seen it yet */
+	if (v->events_fresh) {
+		const struct kvm_vcpu_events *e = &v->run->s.regs.events;
+
+		return e->interrupt.injected || e->exception.injected ||
+		       e->nmi.injected;
+	}
+	if (!v->maybe_held)
+		return false;
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0 && ev.interrupt.injected)
+		return true;
+	v->maybe_held = false;
+	return false;
+}
+
+/* Each vCPU ioctl costs a vcpu_load/put pair (microseconds on PVM), so
+ * when KVM gave us the events at the exit and nothing touched them since,
+ * the vector rides in kvm_run instead of a KVM_INTERRUPT of its own. */
+static int queue_interrupt(struct vcpu *v, int vector)
+{
+	struct kvm_interrupt irq = { .irq = (uint32_t)vector };
+
+	if (v->events_fresh) {
+		struct kvm_vcpu_events *ev = &v->run->s.regs.events;
+
+		ev->interrupt.injected = 1;
+		ev->interrupt.nr = (uint8_t)vector;
+		ev->interrupt.soft = 0;
+		/* Leave KVM's pending NMIs alone (KVM_NMI may have queued one). */
+		ev->flags &= ~(uint32_t)KVM_VCPUEVENT_VALID_NMI_PENDING;
+		v->run->kvm_dirty_regs |= KVM_SYNC_X86_EVENTS;
+		v->events_fresh = false;
+		v->maybe_held = true;
+		return 0;
+	}
+	if (ioctl(v->fd, KVM_INTERRUPT, &irq) < 0)
+		return -1;
+	v->maybe_held = true;
+	return 0;
+}
+
+/* Interrupt injection, or an interrupt window request when the guest
+ * can't take one right now. */
 static void inject_pending(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
@@ -367,26 +427,10 @@ static void inject_pending(struct vcpu *v)
 	run->request_interrupt_window = 0;
 	if (k == LAPIC_INTR_NONE)
 		return;
-	if (!run->ready_for_interrupt_injection || !run->if_flag) {
+	if (!run->ready_for_interrupt_injection || !run->if_flag ||
+	    kvm_holds_event(v)) {
 		run->request_interrupt_window = 1;
 		return;
-	}
-	{
-		/* KVM may still hold an interrupt injected earlier but not
-		 * delivered yet (an exit came first; KVM delivers it on the
-		 * next entry).  PVM hosts still report the vCPU ready, and a
-		 * second KVM_INTERRUPT then loses one of the two while our
-		 * LAPIC has both in service: wait for the next window. */
-		struct kvm_vcpu_events ev;
-
-		if (v->maybe_held) {
-			if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0 &&
-			    ev.interrupt.injected) {
-				run->request_interrupt_window = 1;
-				return;
-			}
-			v->maybe_held = false;
-		}
 	}
 	if (k == LAPIC_INTR_EXTINT) {
 		vector = pic__ack(v->m->pic);
@@ -394,18 +438,87 @@ static void inject_pending(struct vcpu *v)
 	}
 	if (vector < 0)
 		return;
-	struct kvm_interrupt irq = { .irq = (uint32_t)vector };
-	if (ioctl(v->fd, KVM_INTERRUPT, &irq) < 0) {
+	if (queue_interrupt(v, vector) != 0) {
 		run->request_interrupt_window = 1;
 		return;
 	}
-	v->maybe_held = true;
 	if (k == LAPIC_INTR_VECTOR)
 		lapic__intr_injected(&v->lapic, vector);
 	v->stats.injected++;
 	/* More may be pending: ask for the next window right away. */
 	if (lapic__pending_intr(&v->lapic, &vector) != LAPIC_INTR_NONE)
 		run->request_interrupt_window = 1;
+}
+
+/* After an exit (and before anything reads the LAPIC): a guest that
+ * cleared the PV-EOI bit ended its interrupt.  The bit is always cleared
+ * here, so a guest that did not end it yet writes EOI as usual. */
+static void pv_eoi_sync(struct vcpu *v)
+{
+	uint8_t *flag = v->pv_eoi_armed_flag, was;
+
+	if (!flag)
+		return;
+	was = __atomic_exchange_n(flag, 0, __ATOMIC_SEQ_CST);
+	v->pv_eoi_armed_flag = NULL;
+	lapic__pv_eoi_disarm(&v->lapic, !(was & 1));
+	if (!(was & 1)) {
+		v->stats.pv_eois++;
+		v->maybe_held = false; /* it was delivered: the guest ended it */
+	}
+}
+
+/* Before an entry: offer PV EOI if the LAPIC says it is safe. */
+static void pv_eoi_offer(struct vcpu *v)
+{
+	uint64_t msr = lapic__pv_eoi_msr(&v->lapic);
+
+	if (!(msr & KVM_PV_EOI_MSR_ENABLED))
+		return;
+	if (msr != v->pv_eoi_msr_seen) {
+		/* Checked at the MSR write; a restored blob is checked here. */
+		v->pv_eoi_flag = guest_mem__ptr(&v->m->mem,
+						msr & ~KVM_PV_EOI_MSR_ENABLED, 4);
+		v->pv_eoi_msr_seen = msr;
+	}
+	if (!v->pv_eoi_flag || !lapic__pv_eoi_arm(&v->lapic))
+		return;
+	__atomic_store_n(v->pv_eoi_flag, 1, __ATOMIC_SEQ_CST);
+	v->pv_eoi_armed_flag = v->pv_eoi_flag;
+}
+
+/* Exits whose handlers change no vCPU state through ioctls: the events
+ * KVM stored in kvm_run at the exit stay exact until the next entry. */
+static bool exit_keeps_events(const struct kvm_run *run)
+{
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+	case KVM_EXIT_MMIO:
+	case KVM_EXIT_X86_RDMSR:
+	case KVM_EXIT_X86_WRMSR:
+	case KVM_EXIT_HLT:
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+	case KVM_EXIT_INTR:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* KVM rejected the events we wrote into kvm_run: go back to
+ * KVM_INTERRUPT for good, with the vector we had queued. */
+static void sync_events_refused(struct vcpu *v)
+{
+	struct kvm_interrupt irq = { .irq = v->run->s.regs.events.interrupt.nr };
+
+	machine__log(v->m, "vCPU %u: KVM refused events in kvm_run; "
+		     "injecting with KVM_INTERRUPT from now on", v->index);
+	v->sync_events = false;
+	v->run->kvm_valid_regs = 0;
+	v->run->kvm_dirty_regs = 0;
+	if (ioctl(v->fd, KVM_INTERRUPT, &irq) < 0)
+		machine__log(v->m, "vCPU %u: KVM_INTERRUPT: %s", v->index,
+			     strerror(errno));
 }
 
 /* Before a pause: let KVM finish an I/O exit's side (an IN's data) so the
@@ -426,6 +539,8 @@ static void *vcpu_thread(void *arg)
 	int r;
 
 	snprintf(name, sizeof(name), "krg-vcpu%u", v->index);
+	v->sync_events = m->sync_events;
+	v->run->kvm_valid_regs = v->sync_events ? KVM_SYNC_X86_EVENTS : 0;
 	pthread_setname_np(pthread_self(), name);
 	{
 		/* The kernel signals this thread itself at the deadline:
@@ -433,6 +548,7 @@ static void *vcpu_thread(void *arg)
 		struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID,
 					.sigev_signo = VCPU_KICK_SIGNAL };
 		sev._sigev_un._tid = gettid();
+		atomic_store(&v->tid, sev._sigev_un._tid);
 		v->lapic_ktimer_ok =
 			timer_create(CLOCK_MONOTONIC, &sev, &v->lapic_ktimer) == 0;
 		arm_ktimer(v, atomic_load(&v->lapic_deadline));
@@ -441,6 +557,7 @@ static void *vcpu_thread(void *arg)
 		if (atomic_load(&m->pause)) {
 			complete_pending_io(v);
 			machine__park_vcpu(m);
+			v->events_fresh = false; /* a load may have set new ones */
 			continue;
 		}
 		if (atomic_exchange(&v->dump_requested, false))
@@ -460,18 +577,28 @@ static void *vcpu_thread(void *arg)
 		}
 		atomic_store(&v->kicked, false);
 		inject_pending(v);
+		pv_eoi_offer(v);
 		v->run->cr8 = lapic__get_cr8(&v->lapic);
 		atomic_store(&v->in_guest, true);
 		if (atomic_load(&v->kicked)) {
 			atomic_store(&v->in_guest, false);
+			pv_eoi_sync(v);
 			continue;
 		}
 		r = ioctl(v->fd, KVM_RUN, 0);
 		atomic_store(&v->in_guest, false);
+		pv_eoi_sync(v);
+		v->events_fresh = false;
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->stats.exits_intr++;
+				v->events_fresh = v->sync_events;
 				drain_kick_signal();
+				continue;
+			}
+			if (errno == EINVAL && (v->run->kvm_dirty_regs &
+						KVM_SYNC_X86_EVENTS)) {
+				sync_events_refused(v);
 				continue;
 			}
 			machine__request_stop(m, KRG_EXIT_FAILURE,
@@ -480,10 +607,12 @@ static void *vcpu_thread(void *arg)
 			break;
 		}
 		v->stats.exits++;
+		v->events_fresh = v->sync_events && exit_keeps_events(v->run);
 		lapic__set_cr8(&v->lapic, v->run->cr8);
 		if (vcpu__handle_exit(v) < 0)
 			break;
 	}
+	atomic_store(&v->tid, 0);
 	return NULL;
 }
 
@@ -502,6 +631,7 @@ int vcpu__start(struct vcpu *v)
 	memcpy(kmask.bits, &set, 8);
 	if (ioctl(v->fd, KVM_SET_SIGNAL_MASK, &kmask) < 0)
 		return -1;
+	v->pid = getpid();
 	if (pthread_create(&v->thread, NULL, vcpu_thread, v))
 		return -1;
 	v->thread_started = true;

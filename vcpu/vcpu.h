@@ -22,6 +22,7 @@ struct machine;
 struct vcpu_stats {
 	uint64_t exits, exits_io, exits_mmio, exits_msr, exits_hlt;
 	uint64_t exits_window, exits_intr, injected, nmis, emulated;
+	uint64_t pv_eois; /* EOIs the guest did through PV EOI */
 };
 
 struct vcpu {
@@ -32,6 +33,10 @@ struct vcpu {
 	size_t run_size;
 	pthread_t thread;
 	bool thread_started;
+	/* For kicks by tgkill: pthread_kill costs three more system calls
+	 * (it blocks signals around the send), on every IPI. */
+	pid_t pid;
+	_Atomic pid_t tid; /* 0 until the thread runs */
 
 	struct lapic lapic;
 	/* The LAPIC timer's host side: a kernel timer that signals this
@@ -54,6 +59,15 @@ struct vcpu {
 	enum vcpu_run_state state;
 	bool halt_if; /* IF at the HLT: maskable interrupts end the halt */
 	bool maybe_held; /* KVM may still hold the last KVM_INTERRUPT */
+	/* kvm_run->s.regs.events holds the events as of the last exit and
+	 * nothing changed them since (see inject_pending). */
+	bool events_fresh;
+	bool sync_events; /* machine->sync_events, until KVM refuses them */
+	/* PV EOI: the guest's flag byte while armed (NULL otherwise), and the
+	 * pointer for the MSR value last looked up. */
+	uint8_t *pv_eoi_armed_flag;
+	uint64_t pv_eoi_msr_seen;
+	uint8_t *pv_eoi_flag;
 
 	struct pvm_syscall_fix sysfix; /* PVM hosts only */
 	struct vcpu_stats stats;

@@ -87,6 +87,18 @@ static void handle_msr(struct vcpu *v, bool is_write)
 		if (r == 0 && pvm_syscall__arm(v) < 0)
 			machine__log(v->m, "vCPU %u: cannot watch for PVM's "
 				     "half-done syscalls", v->index);
+	} else if (idx == MSR_KVM_PV_EOI_EN) {
+		r = 0;
+		if (!is_write)
+			run->msr.data = lapic__pv_eoi_msr(&v->lapic);
+		else if ((run->msr.data & KVM_PV_EOI_MSR_ENABLED) &&
+			 ((run->msr.data & 2) ||
+			  !guest_mem__ptr(&v->m->mem,
+					  run->msr.data & ~KVM_PV_EOI_MSR_ENABLED,
+					  4)))
+			r = -1; /* not a 4-byte word of guest RAM: #GP, as KVM */
+		else
+			lapic__set_pv_eoi_msr(&v->lapic, run->msr.data);
 	} else if (lapic__owns_msr(idx)) {
 		if (is_write)
 			r = lapic__msr_write(&v->lapic, idx, run->msr.data);

@@ -51,6 +51,24 @@ nomem:
 	return -1;
 }
 
+/* Version 1 is version 2 without PV EOI (which then stays off). */
+static int load_lapic_state(struct state_reader *r, const char *name,
+			    struct lapic_state *ls, char *err, size_t errlen)
+{
+	const void *data;
+	size_t len;
+	uint32_t ver;
+
+	if (state_reader__get_raw(r, name, &ver, &data, &len) == 0 &&
+	    ver == 1 && len == LAPIC_STATE_V1_SIZE) {
+		memset(ls, 0, sizeof(*ls));
+		memcpy(ls, data, len);
+		return 0;
+	}
+	return state_reader__get(r, name, LAPIC_STATE_VERSION, ls, sizeof(*ls),
+				 err, errlen);
+}
+
 int vcpu__load(struct vcpu *v, struct state_reader *r, char *err,
 	       size_t errlen)
 {
@@ -70,8 +88,7 @@ int vcpu__load(struct vcpu *v, struct state_reader *r, char *err,
 		return -1;
 	}
 	snprintf(name, sizeof(name), "lapic%u", v->index);
-	if (state_reader__get(r, name, LAPIC_STATE_VERSION, &ls, sizeof(ls), err,
-			      errlen) < 0)
+	if (load_lapic_state(r, name, &ls, err, errlen) < 0)
 		return -1;
 	snprintf(name, sizeof(name), "vcpu%u.xsave", v->index);
 	if (state_reader__get_raw(r, name, &xver, &xdata, &xlen) < 0 ||
@@ -92,6 +109,9 @@ int vcpu__load(struct vcpu *v, struct state_reader *r, char *err,
 	v->state = (enum vcpu_run_state)st.run_state;
 	v->halt_if = (st.regs.rflags >> 9) & 1;
 	v->maybe_held = true; /* the events may carry an injected interrupt */
+	v->pv_eoi_armed_flag = NULL;
+	v->pv_eoi_msr_seen = 0; /* look the PV-EOI address up again */
+	v->pv_eoi_flag = NULL;
 	pthread_mutex_lock(&v->lapic.lock);
 	v->lapic.s = ls;
 	pthread_mutex_unlock(&v->lapic.lock);

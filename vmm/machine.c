@@ -114,6 +114,10 @@ static int setup_msr_exits(struct machine *m, char *err, size_t errlen)
 	f.ranges[2] = (struct kvm_msr_filter_range){
 		.flags = KVM_MSR_FILTER_WRITE,
 		.nmsrs = 1, .base = MSR_LSTAR, .bitmap = deny_bitmap };
+	/* PV EOI is ours too (our LAPIC offers it, see lapic.h). */
+	f.ranges[3] = (struct kvm_msr_filter_range){
+		.flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE,
+		.nmsrs = 1, .base = MSR_KVM_PV_EOI_EN, .bitmap = deny_bitmap };
 	if (ioctl(m->vm_fd, KVM_X86_SET_MSR_FILTER, &f) < 0) {
 		snprintf(err, errlen, "installing the MSR filter: %s",
 			 strerror(errno));
@@ -137,6 +141,8 @@ static int create_vm(struct machine *m, char *err, size_t errlen)
 	ioctl(m->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap);
 	if (setup_msr_exits(m, err, errlen) < 0)
 		return -1;
+	m->sync_events = ioctl(m->kvm_fd, KVM_CHECK_EXTENSION,
+			       KVM_CAP_SYNC_REGS) & KVM_SYNC_X86_EVENTS;
 	/* Instruction bytes with emulation failures, for the fallback. */
 	if (ioctl(m->kvm_fd, KVM_CHECK_EXTENSION,
 		  KVM_CAP_EXIT_ON_EMULATION_FAILURE) > 0)

@@ -48,11 +48,14 @@
 #define VEC_SPURIOUS	0xff
 
 /* struct pcpu field offsets (checked by _Static_assert in kernel.h). */
+#define MSR_KVM_PV_EOI_EN 0x4b564d04
+
 #define PCPU_SELF	0
 #define PCPU_KSTACK	8
 #define PCPU_USER_RSP	16
 #define PCPU_CPU	24
 #define PCPU_X2APIC	32	/* byte: this CPU's LAPIC is in x2APIC mode */
+#define PCPU_PV_EOI_ON	33	/* byte: KVM PV EOI enabled */
 #define PCPU_TIMER_COUNT 40
 #define PCPU_TIMER_TSC	48
 #define PCPU_TIMER_USER	56
@@ -62,6 +65,8 @@
 #define PCPU_IPI_TOTAL	88
 #define PCPU_BAD_IF	96
 #define PCPU_WAKEUPS	104
+#define PCPU_PV_EOI	112	/* KVM PV EOI word */
+#define PCPU_PV_EOI_HITS 120
 #define PCPU_IPICNT	128	/* uint32_t[MAXCPU], indexed by sender */
 #define PCPU_PROBE	384	/* VEC_PROBE snapshot: isr[8], irr[8], ppr, count */
 #define PCPU_SIZE	512

@@ -10,9 +10,15 @@
 	.text
 	.code64
 
-/* EOI for the current CPU's LAPIC; clobbers rax, rcx, rdx. */
+/* EOI for the current CPU's LAPIC; clobbers rax, rcx, rdx.  With KVM's
+ * PV EOI, as Linux does it: if the VMM set bit 0 of the per-CPU word,
+ * clearing it is the EOI (no exit). */
 .macro EOI
-	cmpb $0, %gs:PCPU_X2APIC
+	btrq $0, %gs:PCPU_PV_EOI
+	jnc 90f
+	incq %gs:PCPU_PV_EOI_HITS
+	jmp 92f
+90:	cmpb $0, %gs:PCPU_X2APIC
 	jne 91f
 	movl $0xfee000b0, %eax
 	movl $0, (%rax)

@@ -2,6 +2,8 @@
  * for syscall), the syscall services user mode cannot do itself (MSRs,
  * hlt, x2APIC), and exception reports.  Every instruction here is
  * emulated under PVM, so there is no real work in this file. */
+#include <stdbool.h>
+
 #include "kernel.h"
 #include "io.h"
 #include "lib.h"
@@ -107,32 +109,64 @@ static void build_idt(void)
 	idt_ptr.base = (uint64_t)idt;
 }
 
-/* uret= has to be known before the first return to user mode, so the
- * kernel looks for it in the multiboot command line itself.  iretq is
- * the default: it is right after any way in (ud2, int $0x80, syscall).
- * sysretq/sysexitq are for probing a platform: on PVM they only work
- * for the first entry, because the guest's syscall leaves it at CPL3,
- * and sysexitq is #UD in long mode on AMD-vendor models like qemu64. */
-static uint8_t parse_uret(void)
+/* The multiboot command line, or NULL.  uret= and pveoi= have to be
+ * known before the first return to user mode, so the kernel reads them
+ * here itself. */
+static const char *mb_cmdline(void)
 {
 	const char *c;
 
 	if (mb_magic != MB_BOOT_MAGIC || mb_info >= (1u << 30))
-		return URET_IRET;
+		return NULL;
 	if (!(*(volatile uint32_t *)(uint64_t)mb_info & 4))
-		return URET_IRET;
+		return NULL;
 	c = (const char *)(uint64_t)((volatile uint32_t *)(uint64_t)mb_info)[4];
-	if ((uint64_t)c >= (1u << 30))
-		return URET_IRET;
-	for (unsigned i = 0; c[i] && i < 4096; i++) {
-		if ((i && c[i - 1] != ' ') || strncmp(c + i, "uret=", 5))
-			continue;
-		if (!strncmp(c + i + 5, "sysret", 6))
-			return URET_SYSRET;
-		if (!strncmp(c + i + 5, "sysexit", 7))
-			return URET_SYSEXIT;
-	}
+	return (uint64_t)c < (1u << 30) ? c : NULL;
+}
+
+/* The value after "key" (which ends in '='), or NULL. */
+static const char *cmdline_value(const char *key, unsigned klen)
+{
+	const char *c = mb_cmdline();
+
+	for (unsigned i = 0; c && c[i] && i < 4096; i++)
+		if ((!i || c[i - 1] == ' ') && !strncmp(c + i, key, klen))
+			return c + i + klen;
+	return NULL;
+}
+
+/* iretq is the default: it is right after any way in (ud2, int $0x80,
+ * syscall).  sysretq/sysexitq are for probing a platform: on PVM they
+ * only work for the first entry, because the guest's syscall leaves it at
+ * CPL3, and sysexitq is #UD in long mode on AMD-vendor models like qemu64. */
+static uint8_t parse_uret(void)
+{
+	const char *v = cmdline_value("uret=", 5);
+
+	if (v && !strncmp(v, "sysret", 6))
+		return URET_SYSRET;
+	if (v && !strncmp(v, "sysexit", 7))
+		return URET_SYSEXIT;
 	return URET_IRET;
+}
+
+/* KVM's PV EOI, used as Linux uses it, when the hypervisor offers it and
+ * pveoi=off is not given. */
+static bool pv_eoi_wanted;
+
+static bool parse_pv_eoi(void)
+{
+	const char *v = cmdline_value("pveoi=", 6);
+	uint32_t r[4];
+
+	if (v && !strncmp(v, "off", 3))
+		return false;
+	cpuid(0x40000000, 0, r);
+	if (r[1] != 0x4b4d564b || r[2] != 0x564b4d56 || r[3] != 0x4d ||
+	    r[0] < 0x40000001)
+		return false;
+	cpuid(0x40000001, 0, r);
+	return r[0] & (1u << 6);
 }
 
 void kmain(uint64_t cpu, uint64_t bsp)
@@ -143,11 +177,17 @@ void kmain(uint64_t cpu, uint64_t bsp)
 	if (bsp) {
 		build_idt();
 		uret_mode = parse_uret();
+		pv_eoi_wanted = parse_pv_eoi();
 	}
 	p->self = p;
 	p->cpu = cpu;
 	p->kstack_top = (uint64_t)kstacks[cpu] + KSTACK_SIZE;
 	wrmsr(MSR_GS_BASE, (uint64_t)p);
+	if (pv_eoi_wanted) {
+		p->pv_eoi = 0;
+		wrmsr(MSR_KVM_PV_EOI_EN, (uint64_t)&p->pv_eoi | 1);
+		p->pv_eoi_on = 1;
+	}
 
 	tss[cpu].rsp[0] = p->kstack_top;
 	tss[cpu].iomap = offsetof(struct tss64, iobitmap);

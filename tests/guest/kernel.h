@@ -14,7 +14,8 @@ struct pcpu {
 	uint64_t user_rsp;
 	uint64_t cpu;
 	uint8_t x2apic;
-	uint8_t pad0[7];
+	uint8_t pv_eoi_on;	/* KVM PV EOI enabled on this CPU */
+	uint8_t pad0[6];
 	volatile uint64_t timer_count;
 	volatile uint64_t timer_tsc;	/* TSC read by the last timer interrupt */
 	volatile uint64_t timer_user;	/* timer interrupts that hit CPL3 */
@@ -24,7 +25,8 @@ struct pcpu {
 	volatile uint64_t ipi_total;
 	volatile uint64_t bad_if;	/* user frames with IF=0, repaired */
 	volatile uint64_t wakeups;	/* VEC_WAKE IPIs (barrier wake-ups) */
-	uint64_t pad1[2];
+	volatile uint64_t pv_eoi;	/* KVM PV EOI word: bit 0 set by the VMM */
+	volatile uint64_t pv_eoi_hits;	/* EOIs that cleared it instead of exiting */
 	volatile uint32_t ipi_cnt[MAXCPU];	/* by sender */
 	/* Written by the VEC_PROBE handler: the LAPIC as the CPU sees it. */
 	volatile uint32_t probe_isr[8], probe_irr[8], probe_ppr, probe_count;
@@ -44,6 +46,9 @@ _Static_assert(offsetof(struct pcpu, pit_count) == PCPU_PIT_COUNT, "pcpu");
 _Static_assert(offsetof(struct pcpu, ipi_total) == PCPU_IPI_TOTAL, "pcpu");
 _Static_assert(offsetof(struct pcpu, bad_if) == PCPU_BAD_IF, "pcpu");
 _Static_assert(offsetof(struct pcpu, wakeups) == PCPU_WAKEUPS, "pcpu");
+_Static_assert(offsetof(struct pcpu, pv_eoi_on) == PCPU_PV_EOI_ON, "pcpu");
+_Static_assert(offsetof(struct pcpu, pv_eoi) == PCPU_PV_EOI, "pcpu");
+_Static_assert(offsetof(struct pcpu, pv_eoi_hits) == PCPU_PV_EOI_HITS, "pcpu");
 _Static_assert(offsetof(struct pcpu, ipi_cnt) == PCPU_IPICNT, "pcpu");
 _Static_assert(offsetof(struct pcpu, probe_isr) == PCPU_PROBE, "pcpu");
 _Static_assert(sizeof(struct pcpu) == PCPU_SIZE, "pcpu");

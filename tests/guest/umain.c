@@ -254,6 +254,10 @@ static void parse_cmdline(void)
 			if (!parse_u64(eq, vlen, &opts.reset_delay_ms) ||
 			    opts.reset_delay_ms > 3600000)
 				fail("bad reset_delay= (milliseconds, up to 3600000)");
+		} else if (word_is(w, klen, "pveoi")) {
+			/* read by the kernel side (kmain) before user mode */
+			if (!word_is(eq, vlen, "on") && !word_is(eq, vlen, "off"))
+				fail("pveoi= wants on or off");
 		} else if (word_is(w, klen, "iters")) {
 			if (!parse_u64(eq, vlen, &opts.iters) || !opts.iters ||
 			    opts.iters > 100000000)
@@ -365,12 +369,13 @@ static void bsp_init(void)
 		     (opts.apic == APIC_AUTO && (r[2] & (1u << 21)));
 	make_plan();
 	say("%u cpus (fw_cfg %u), %s, tsc-deadline %s, kernel calls via %s, "
-	    "return via %s", ncpus, fw, use_x2apic ? "x2apic" : "xapic",
+	    "return via %s, pv-eoi %s", ncpus, fw, use_x2apic ? "x2apic" : "xapic",
 	    has_tsc_deadline ? "yes" : "no",
 	    sysc_mode == SYSC_UD2 ? "ud2" : sysc_mode == SYSC_INT80 ? "int $0x80" :
 	    "syscall", sysc_mode != SYSC_SYSCALL ? "iretq" :
 	    uret_mode == URET_SYSRET ? "sysretq" :
-	    uret_mode == URET_SYSEXIT ? "sysexitq" : "iretq");
+	    uret_mode == URET_SYSEXIT ? "sysexitq" : "iretq",
+	    pcpu[0].pv_eoi_on ? "on" : "off");
 	{
 		static const char msg[] = "krg-test: kernel console (SYS_PUTS) ok\n";
 
@@ -461,6 +466,13 @@ void user_start(uint64_t arg)
 		bring_up_aps();
 		__atomic_store_n(&go, 1, __ATOMIC_RELEASE);
 		run_plan(cpu);
+		if (pcpu[0].pv_eoi_on) {
+			uint64_t hits = 0;
+
+			for (unsigned c = 0; c < ncpus; c++)
+				hits += pcpu[c].pv_eoi_hits;
+			say("pv-eoi: %lu interrupts ended through shared memory", hits);
+		}
 		say("total %lu ms", tsc_to_us(rdtsc() - boot_tsc) / 1000);
 		emit("KRG-TEST PASS %s", opts.test);
 		acpi_poweroff();

@@ -7,18 +7,25 @@ source "$(dirname "$0")/lib.sh"
 need_kvm
 need_guest
 
-# run_all N APIC : one run, judged from the guest's own lines.
+# run_all N APIC [PVEOI] : one run, judged from the guest's own lines.
+# The guest ends interrupts through KVM's PV EOI (as Linux does) unless
+# PVEOI is off.
 run_all() {
-	local n=$1 apic=$2 log=$WORK/all-$1-$2.log t0 c self
+	local n=$1 apic=$2 pveoi=${3:-on} log=$WORK/all-$1-$2-${3:-on}.log t0 c self
 	t0=$(now_ms)
 	run_vmm "$log" 120 launch -m 128 -smp "$n" -kernel "$GUEST" \
-		-append "test=all apic=$apic"
+		-append "test=all apic=$apic pveoi=$pveoi"
 	assert_no_sanitizer_report "$log"
 	assert_rc 0 "$log"
 	refute_log '^KRG-TEST FAIL' "$log"
 	assert_log '^KRG-TEST PASS all$' "$log"
 	assert_log '^krg-vmm: guest powered off' "$log"
-	assert_log "^krg-test: $n cpus \\(fw_cfg $n\\), $apic," "$log"
+	assert_log "^krg-test: $n cpus \\(fw_cfg $n\\), $apic,.*, pv-eoi $pveoi$" "$log"
+	if [[ $pveoi == on ]]; then
+		assert_log '^krg-test: pv-eoi: [1-9][0-9]* interrupts ended through shared memory$' "$log"
+	else
+		refute_log '^krg-test: pv-eoi:' "$log"
+	fi
 	for ((c = 1; c < n; c++)); do
 		assert_log "^krg-test: cpu $c up$" "$log"
 	done
@@ -35,7 +42,7 @@ run_all() {
 		assert_log "^krg-test: timer: cpu $c: one-shot [0-9]+ us, fired after" "$log"
 	done
 	assert_log '^krg-test: timer: ok' "$log"
-	echo "  ok: test=all -smp $n apic=$apic ($(($(now_ms) - t0)) ms," \
+	echo "  ok: test=all -smp $n apic=$apic pveoi=$pveoi ($(($(now_ms) - t0)) ms," \
 		"$(grep -c 'warning' "$log") warning lines)"
 }
 
@@ -43,6 +50,7 @@ run_all 1 xapic
 run_all 2 xapic
 run_all 4 xapic
 run_all 2 x2apic
+run_all 2 xapic off
 
 # An interrupt that became pending while IF=0 must end the sti;hlt that
 # follows (every idle loop depends on it): 200 rounds on the AP.
@@ -53,4 +61,4 @@ assert_rc 0 "$log"
 assert_log '^KRG-TEST PASS hltwake$' "$log"
 assert_log '^krg-test: hltwake: 200 rounds of self-IPI with IF=0, then sti;hlt, on 1 cpus: ok$' "$log"
 echo "  ok: test=hltwake -smp 2"
-pass "test=all on 1, 2, 4 vCPUs (xAPIC) and 2 (x2APIC); hltwake"
+pass "test=all on 1, 2, 4 vCPUs (xAPIC), 2 (x2APIC), 2 without PV EOI; hltwake"

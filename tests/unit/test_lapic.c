@@ -866,6 +866,82 @@ START_TEST(level_eoi_callback)
 }
 END_TEST
 
+/* ---- PV EOI ---- */
+
+START_TEST(pv_eoi_arm_disarm)
+{
+	struct fake *f = fake_new(0, false);
+	struct apic_msg a = fixed(0x41, false), b = fixed(0x31, false);
+	struct apic_msg lvl = fixed(0x58, true);
+
+	enable_sw(f);
+	/* Off until the guest enables it through the MSR. */
+	lapic__accept(&f->l, &a);
+	ck_assert_int_eq(take(f), 0x41);
+	ck_assert(!lapic__pv_eoi_arm(&f->l));
+	lapic__set_pv_eoi_msr(&f->l, 0x5000 | KVM_PV_EOI_MSR_ENABLED);
+	ck_assert_uint_eq(lapic__pv_eoi_msr(&f->l), 0x5001);
+
+	/* One vector in service, nothing requested: armed.  The guest
+	 * cleared the bit: that was its EOI. */
+	ck_assert(lapic__pv_eoi_arm(&f->l));
+	lapic__pv_eoi_disarm(&f->l, true);
+	ck_assert(!isr(f, 0x41));
+	ck_assert_uint_eq(rd(f, LAPIC_REG_PPR), 0);
+
+	/* Not cleared: still in service, and a later MMIO EOI ends it. */
+	lapic__accept(&f->l, &a);
+	ck_assert_int_eq(take(f), 0x41);
+	ck_assert(lapic__pv_eoi_arm(&f->l));
+	lapic__pv_eoi_disarm(&f->l, false);
+	ck_assert(isr(f, 0x41));
+	wr(f, LAPIC_REG_EOI, 0);
+	ck_assert(!isr(f, 0x41));
+
+	/* While armed, a request the LAPIC could not deliver yet (below
+	 * the vector in service) still kicks: the guest may have ended it. */
+	lapic__accept(&f->l, &a);
+	ck_assert_int_eq(take(f), 0x41);
+	ck_assert(lapic__pv_eoi_arm(&f->l));
+	f->kicks = 0;
+	lapic__accept(&f->l, &b);
+	ck_assert_int_eq(f->kicks, 1);
+	lapic__pv_eoi_disarm(&f->l, true);
+	ck_assert_int_eq(take(f), 0x31);
+	/* ... and with a request pending it is not armed again. */
+	lapic__accept(&f->l, &a);
+	ck_assert(!lapic__pv_eoi_arm(&f->l));
+	ck_assert_int_eq(take(f), 0x41);
+	/* Nested (0x41 over 0x31): the guest's EOI ends the highest only. */
+	ck_assert(lapic__pv_eoi_arm(&f->l));
+	lapic__pv_eoi_disarm(&f->l, true);
+	ck_assert(!isr(f, 0x41));
+	ck_assert(isr(f, 0x31));
+	wr(f, LAPIC_REG_EOI, 0);
+	ck_assert(!isr(f, 0x31));
+
+	/* Nothing in service: nothing to end. */
+	ck_assert(!lapic__pv_eoi_arm(&f->l));
+	/* Level-triggered: the IOAPIC must hear the EOI, so no PV EOI. */
+	lapic__accept(&f->l, &lvl);
+	ck_assert_int_eq(take(f), 0x58);
+	ck_assert(!lapic__pv_eoi_arm(&f->l));
+	wr(f, LAPIC_REG_EOI, 0);
+	ck_assert_int_eq(f->neoi, 1);
+
+	/* A disarm without arming ends nothing. */
+	lapic__accept(&f->l, &a);
+	ck_assert_int_eq(take(f), 0x41);
+	lapic__pv_eoi_disarm(&f->l, true);
+	ck_assert(isr(f, 0x41));
+
+	/* INIT turns it off, as on KVM. */
+	lapic__init_reset(&f->l);
+	ck_assert_uint_eq(lapic__pv_eoi_msr(&f->l), 0);
+	fake_free(f);
+}
+END_TEST
+
 /* ---- acceptance, events, LINT ---- */
 
 START_TEST(accept_delivery_modes)
@@ -1142,6 +1218,7 @@ static Suite *lapic_suite(void)
 	tcase_add_test(prio, tpr_and_ppr);
 	tcase_add_test(prio, eoi_nested_order);
 	tcase_add_test(prio, level_eoi_callback);
+	tcase_add_test(prio, pv_eoi_arm_disarm);
 	suite_add_tcase(s, prio);
 
 	tcase_add_test(acc, accept_delivery_modes);
