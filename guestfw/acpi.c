@@ -1,12 +1,13 @@
-/* ACPI table layout: RSDP, FACS, DSDT, FADT, MADT, XSDT, RSDT in one
- * buffer.  Tables are built with their pointer fields empty while the
- * pointers and checksums are recorded; both are applied at the end, the
- * same two steps fw_cfg's table-loader later asks of SeaBIOS. */
+/* ACPI table layout: RSDP, FACS, DSDT, FADT, MADT, [SRAT, SLIT,] XSDT,
+ * RSDT in one buffer.  Tables are built with their pointer fields empty
+ * while the pointers and checksums are recorded; both are applied at the
+ * end, the same two steps fw_cfg's table-loader later asks of SeaBIOS. */
 #include "guestfw/acpi.h"
 
 #include <stdarg.h>
 #include <string.h>
 
+#include "guestfw/acpi_numa.h"
 #include "vmm/bytes.h"
 #include "vmm/errf.h"
 #include "vmm/guest_mem.h"
@@ -234,6 +235,10 @@ static int check_config(struct builder *b)
 		return fail(b, "acpi: bad 64-bit PCI window 0x%llx+0x%llx",
 			    (unsigned long long)cfg->pci_mem64_start,
 			    (unsigned long long)cfg->pci_mem64_size);
+	/* A flat layout is checked too: it still has to match the machine. */
+	if (cfg->numa && acpi_numa__check(cfg->numa, cfg->nr_vcpus, b->err,
+					  b->errlen))
+		return -1;
 	return 0;
 }
 
@@ -420,8 +425,41 @@ static int build_madt(struct builder *b)
 	return sdt_end(b);
 }
 
+/* SRAT and SLIT: header here like every table's, body from acpi_numa.c.
+ * Without NUMA they are not built at all, so the other tables keep the
+ * same bytes and addresses. */
+static int build_srat(struct builder *b)
+{
+	const struct acpi_config *cfg = b->cfg;
+	size_t len;
+	uint8_t *body;
+
+	if (!acpi_numa__enabled(cfg->numa))
+		return 0;
+	len = acpi_numa__srat_body_len(cfg->numa, cfg->apic_ids);
+	if (!sdt_begin(b, "SRAT", ACPI_SRAT_REVISION) ||
+	    !(body = blob_grow(b, len)))
+		return -1;
+	acpi_numa__srat_body(cfg->numa, cfg->apic_ids, body);
+	return sdt_end(b);
+}
+
+static int build_slit(struct builder *b)
+{
+	const struct acpi_config *cfg = b->cfg;
+	uint8_t *body;
+
+	if (!acpi_numa__enabled(cfg->numa))
+		return 0;
+	if (!sdt_begin(b, "SLIT", ACPI_SLIT_REVISION) ||
+	    !(body = blob_grow(b, acpi_numa__slit_body_len(cfg->numa))))
+		return -1;
+	acpi_numa__slit_body(cfg->numa, body);
+	return sdt_end(b);
+}
+
 /* Tables other than the RSDP/XSDT/RSDT, in layout order; `listed` ones go
- * into the XSDT.  NUMA (SRAT, SLIT) adds its builders here. */
+ * into the XSDT.  A builder may add no table (SRAT/SLIT without NUMA). */
 static const struct {
 	const char *sig;
 	bool listed;
@@ -431,6 +469,8 @@ static const struct {
 	{ "DSDT", false, build_dsdt },
 	{ "FACP", true, build_fadt },
 	{ "APIC", true, build_madt },
+	{ "SRAT", true, build_srat },
+	{ "SLIT", true, build_slit },
 };
 
 static int build_root(struct builder *b, const char *sig, uint8_t width)
@@ -506,9 +546,12 @@ int acpi__build(const struct acpi_config *cfg, uint8_t *buf, size_t buf_len,
 	rsdp[15] = 2; /* revision: ACPI 2.0+, has XSDT */
 	put_le32(rsdp + 20, ACPI_RSDP_LEN);
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		unsigned before = out->nr_blobs;
+
 		if (tables[i].build(&b))
 			return -1;
-		b.listed[b.cur] = tables[i].listed;
+		if (out->nr_blobs != before)
+			b.listed[b.cur] = tables[i].listed;
 	}
 	if (build_root(&b, "XSDT", 8) || build_root(&b, "RSDT", 4))
 		return -1;

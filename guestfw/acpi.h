@@ -1,6 +1,7 @@
-/* ACPI tables for the emulated PC: RSDP, XSDT/RSDT, FADT, FACS, DSDT and
- * MADT, built at start by a pure function (no KVM) into a caller-owned
- * buffer as they will appear at a given guest-physical address.
+/* ACPI tables for the emulated PC: RSDP, XSDT/RSDT, FADT, FACS, DSDT, MADT
+ * and, for a NUMA guest, SRAT and SLIT, built at start by a pure function
+ * (no KVM) into a caller-owned buffer as they will appear at a given
+ * guest-physical address.
  *
  * Besides the finished image, the builder reports every table as a blob
  * (offset, length, alignment), every pointer field between blobs and every
@@ -19,6 +20,8 @@
 #include <stdint.h>
 
 #include "guestfw/acpi_aml.h"
+
+struct acpi_numa;
 
 /* Fixed-feature hardware (I/O ports).  PM1a_EVT: STS at +0, EN at +2. */
 #define ACPI_PM1A_EVT_PORT 0x600
@@ -75,6 +78,10 @@ struct acpi_config {
 	uint8_t rtc_century;
 	/* A VGA is present (otherwise IAPC_BOOT_ARCH says "no VGA"). */
 	bool vga;
+	/* NUMA presentation (guestfw/acpi_numa.h): adds SRAT and SLIT unless
+	 * NULL or its layout is flat.  The layout's vCPU count must equal
+	 * nr_vcpus; the SRAT uses apic_ids like the MADT does. */
+	const struct acpi_numa *numa;
 };
 
 #define ACPI_MAX_BLOBS 16
