@@ -48,6 +48,12 @@ static const struct test tests[] = {
 	{ "triplefault", test_triplefault, 1 },
 	{ "reset", test_reset, 1 },
 	{ "hltwake", test_hltwake, 1 },
+	{ "coh-atomic", test_coh_atomic, 1 },
+	{ "coh-spinlock", test_coh_spinlock, 1 },
+	{ "coh-mp", test_coh_mp, 1 },
+	{ "coh-sb", test_coh_sb, 1 },
+	{ "coh-falseshare", test_coh_falseshare, 1 },
+	{ "coh-sb-nofence", test_coh_sb_nofence, 1 },
 	{ "bench-pio", bench_pio, 1 },
 	{ "bench-mmio", bench_mmio, 1 },
 	{ "bench-syscall", bench_syscall, 1 },
@@ -307,10 +313,17 @@ static void make_plan(void)
 		if (ncpus >= 2)
 			plan_add("bench-ipi");
 		plan_add("bench-timer");
+	} else if (!strncmp(opts.test, "coherence", 32)) {
+		plan_add("coh-atomic");
+		plan_add("coh-spinlock");
+		plan_add("coh-mp");
+		plan_add("coh-sb");
+		plan_add("coh-falseshare");
 	} else if (!plan_add(opts.test)) {
 		fail("unknown test (smp ipi timer ioapic all work spin fallback "
-		     "triplefault reset bench bench-pio bench-mmio bench-syscall "
-		     "bench-ipi bench-timer)");
+		     "triplefault reset hltwake bench bench-pio bench-mmio bench-syscall "
+		     "bench-ipi bench-timer coherence coh-atomic coh-spinlock coh-mp "
+		     "coh-sb coh-falseshare coh-sb-nofence)");
 	}
 	for (unsigned i = 0; i < nplan; i++)
 		if (ncpus < plan[i]->min_cpus)

@@ -50,7 +50,7 @@ struct guest_opts {
 	enum apic_choice apic;
 	uint64_t timeout_s;	/* watchdog, default 60 */
 	uint64_t cpus;		/* 0: all that fw_cfg reports */
-	uint64_t iters;		/* benchmark iterations, 0: per-bench default */
+	uint64_t iters;		/* benchmark / coh-* iterations, 0: the default */
 	uint64_t timer_hz;	/* periodic rate in test=timer/work/spin, default 100 */
 	uint64_t rounds;	/* test=work rounds, 0: the default */
 	uint64_t reset_delay_ms; /* test=reset waits this long first */
@@ -175,6 +175,13 @@ void test_fallback(unsigned cpu);
 void test_triplefault(unsigned cpu);
 void test_reset(unsigned cpu);
 void test_hltwake(unsigned cpu);
+/* test_coherence.c: test=coherence runs the first five */
+void test_coh_atomic(unsigned cpu);
+void test_coh_spinlock(unsigned cpu);
+void test_coh_mp(unsigned cpu);
+void test_coh_sb(unsigned cpu);
+void test_coh_falseshare(unsigned cpu);
+void test_coh_sb_nofence(unsigned cpu);
 void bench_pio(unsigned cpu);
 void bench_mmio(unsigned cpu);
 void bench_syscall(unsigned cpu);
