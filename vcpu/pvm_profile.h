@@ -25,9 +25,12 @@
 struct kvm_cpuid2;
 
 /* Plain switches added besides clearcpuid=: no XSAVE (xrstor is not
- * emulated; it also takes xsaveopt and the AVX family with it). */
-#define PVM_SWITCHES { "noxsave" }
-#define PVM_NR_SWITCHES 1
+ * emulated; it also takes xsaveopt and the AVX family with it); no soft
+ * lockup detector (emulated kernel code legitimately runs for tens of
+ * seconds without scheduling, e.g. the boot-time W^X page-table walk, and
+ * every report is dozens of slow console lines). */
+#define PVM_SWITCHES { "noxsave", "nosoftlockup" }
+#define PVM_NR_SWITCHES 2
 /* Spacing of LAPIC timer interrupts for Linux guests under the profile
  * (see struct machine's timer_min_gap_ns). */
 #define PVM_TIMER_MIN_GAP_NS (20ull * 1000 * 1000)

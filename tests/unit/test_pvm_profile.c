@@ -254,27 +254,28 @@ static void amend(const char *in, const char *want)
 
 START_TEST(cmdline_append)
 {
-	amend("", "noxsave clearcpuid=" LIST);
+	amend("", "noxsave nosoftlockup clearcpuid=" LIST);
 	amend("console=ttyS0 quiet",
-	      "console=ttyS0 quiet noxsave clearcpuid=" LIST);
-	amend("console=ttyS0 ", "console=ttyS0 noxsave clearcpuid=" LIST);
-	amend("quiet noxsave", "quiet noxsave clearcpuid=" LIST);
-	amend("quiet clearcpuid=" LIST, "quiet clearcpuid=" LIST " noxsave");
+	      "console=ttyS0 quiet noxsave nosoftlockup clearcpuid=" LIST);
+	amend("console=ttyS0 ", "console=ttyS0 noxsave nosoftlockup clearcpuid=" LIST);
+	amend("quiet noxsave", "quiet noxsave nosoftlockup clearcpuid=" LIST);
+	amend("nosoftlockup quiet", "nosoftlockup quiet noxsave clearcpuid=" LIST);
+	amend("quiet clearcpuid=" LIST, "quiet clearcpuid=" LIST " noxsave nosoftlockup");
 	/* noxsave2 is another word */
-	amend("noxsave2", "noxsave2 noxsave clearcpuid=" LIST);
+	amend("noxsave2", "noxsave2 noxsave nosoftlockup clearcpuid=" LIST);
 }
 END_TEST
 
 START_TEST(cmdline_before_init_args)
 {
 	amend("console=ttyS0 -- single",
-	      "console=ttyS0 noxsave clearcpuid=" LIST " -- single");
-	amend("-- single", "noxsave clearcpuid=" LIST " -- single");
+	      "console=ttyS0 noxsave nosoftlockup clearcpuid=" LIST " -- single");
+	amend("-- single", "noxsave nosoftlockup clearcpuid=" LIST " -- single");
 	/* after "--" it is init's, so it does not count */
 	amend("quiet -- noxsave",
-	      "quiet noxsave clearcpuid=" LIST " -- noxsave");
+	      "quiet noxsave nosoftlockup clearcpuid=" LIST " -- noxsave");
 	/* "--x" is not the separator */
-	amend("a --x", "a --x noxsave clearcpuid=" LIST);
+	amend("a --x", "a --x noxsave nosoftlockup clearcpuid=" LIST);
 }
 END_TEST
 
@@ -310,7 +311,7 @@ START_TEST(cmdline_merge_user_clearcpuid)
 	ck_assert_str_eq(buf, "clearcpuid=pku a clearcpuid=la57,popcnt,cx16,avx,"
 			 "avx2,aes,pclmulqdq,sse4_1,sse4_2,bmi1,bmi2,movbe,"
 			 "rdrand,rdseed,fma,f16c,avx512f,sha_ni,adx,abm,"
-			 "smap,ssse3 b noxsave");
+			 "smap,ssse3 b noxsave nosoftlockup");
 	/* our list is 121 characters: a 4-letter user item still fits
 	 * Linux's 127 */
 	ck_assert_str_eq(r.dropped, "");
@@ -318,7 +319,7 @@ START_TEST(cmdline_merge_user_clearcpuid)
 	/* an empty value */
 	snprintf(buf, sizeof(buf), "clearcpuid= quiet");
 	ck_assert_int_eq(pvm_profile__amend_cmdline(buf, sizeof(buf), &r), 0);
-	ck_assert_str_eq(buf, "clearcpuid=" LIST " quiet noxsave");
+	ck_assert_str_eq(buf, "clearcpuid=" LIST " quiet noxsave nosoftlockup");
 }
 END_TEST
 
@@ -355,7 +356,7 @@ START_TEST(cmdline_merge_overflow)
 	ck_assert(!r.merged);
 	ck_assert_uint_eq(r.added_features, 0);
 	ck_assert_uint_eq(strlen(r.dropped), strlen(LIST));
-	ck_assert_uint_eq(strlen(buf), 11 + 200 + strlen(" noxsave"));
+	ck_assert_uint_eq(strlen(buf), 11 + 200 + strlen(" noxsave nosoftlockup"));
 }
 END_TEST
 
@@ -364,7 +365,7 @@ START_TEST(cmdline_no_room)
 	char want[512], buf[512];
 	size_t need;
 
-	snprintf(want, sizeof(want), "root=/dev/vda noxsave clearcpuid=" LIST);
+	snprintf(want, sizeof(want), "root=/dev/vda noxsave nosoftlockup clearcpuid=" LIST);
 	need = strlen(want) + 1;
 	/* exactly enough */
 	snprintf(buf, sizeof(buf), "root=/dev/vda");
