@@ -337,9 +337,6 @@ static void handle_events(struct vcpu *v)
 {
 	struct lapic_events ev = lapic__take_events(&v->lapic);
 
-	if (ev.init || ev.sipi || ev.nmi)
-		v->events_fresh = false; /* the ioctls below change them */
-
 	if (ev.init) {
 		/* INIT: registers to their INIT values, LAPIC too, and wait for
 		 * a SIPI.  (The BSP would restart at the reset vector, but
@@ -367,53 +364,20 @@ static void handle_events(struct vcpu *v)
 
 /* KVM may still hold an interrupt injected earlier but not delivered yet
  * (an exit came first; KVM delivers it on the next entry).  PVM hosts
- * still report the vCPU ready, and a second injection then loses one of
- * the two while our LAPIC has both in service.  An exception or NMI that
- * KVM still delivers goes first too. */
-static bool kvm_holds_event(struct vcpu *v)
+ * still report the vCPU ready, and a second KVM_INTERRUPT then loses one
+ * of the two while our LAPIC has both in service.  Asking KVM costs an
+ * ioctl (a vcpu_load/put pair, microseconds on PVM), so only while an
+ * injection may be outstanding: until the guest ends that interrupt. */
+static bool kvm_holds_interrupt(struct vcpu *v)
 {
 	struct kvm_vcpu_events ev;
 
-	if (v->run->kvm_dirty_regs & KVM_SYNC_X86_EVENTS)
-		return true; /* queued in kvm_run, KVM has not seen it yet */
-	if (v->events_fresh) {
-		const struct kvm_vcpu_events *e = &v->run->s.regs.events;
-
-		return e->interrupt.injected || e->exception.injected ||
-		       e->nmi.injected;
-	}
 	if (!v->maybe_held)
 		return false;
 	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0 && ev.interrupt.injected)
 		return true;
 	v->maybe_held = false;
 	return false;
-}
-
-/* Each vCPU ioctl costs a vcpu_load/put pair (microseconds on PVM), so
- * when KVM gave us the events at the exit and nothing touched them since,
- * the vector rides in kvm_run instead of a KVM_INTERRUPT of its own. */
-static int queue_interrupt(struct vcpu *v, int vector)
-{
-	struct kvm_interrupt irq = { .irq = (uint32_t)vector };
-
-	if (v->events_fresh) {
-		struct kvm_vcpu_events *ev = &v->run->s.regs.events;
-
-		ev->interrupt.injected = 1;
-		ev->interrupt.nr = (uint8_t)vector;
-		ev->interrupt.soft = 0;
-		/* Leave KVM's pending NMIs alone (KVM_NMI may have queued one). */
-		ev->flags &= ~(uint32_t)KVM_VCPUEVENT_VALID_NMI_PENDING;
-		v->run->kvm_dirty_regs |= KVM_SYNC_X86_EVENTS;
-		v->events_fresh = false;
-		v->maybe_held = true;
-		return 0;
-	}
-	if (ioctl(v->fd, KVM_INTERRUPT, &irq) < 0)
-		return -1;
-	v->maybe_held = true;
-	return 0;
 }
 
 /* Interrupt injection, or an interrupt window request when the guest
@@ -428,7 +392,7 @@ static void inject_pending(struct vcpu *v)
 	if (k == LAPIC_INTR_NONE)
 		return;
 	if (!run->ready_for_interrupt_injection || !run->if_flag ||
-	    kvm_holds_event(v)) {
+	    kvm_holds_interrupt(v)) {
 		run->request_interrupt_window = 1;
 		return;
 	}
@@ -438,10 +402,15 @@ static void inject_pending(struct vcpu *v)
 	}
 	if (vector < 0)
 		return;
-	if (queue_interrupt(v, vector) != 0) {
-		run->request_interrupt_window = 1;
-		return;
+	{
+		struct kvm_interrupt irq = { .irq = (uint32_t)vector };
+
+		if (ioctl(v->fd, KVM_INTERRUPT, &irq) < 0) {
+			run->request_interrupt_window = 1;
+			return;
+		}
 	}
+	v->maybe_held = true;
 	if (k == LAPIC_INTR_VECTOR)
 		lapic__intr_injected(&v->lapic, vector);
 	v->stats.injected++;
@@ -487,40 +456,6 @@ static void pv_eoi_offer(struct vcpu *v)
 	v->pv_eoi_armed_flag = v->pv_eoi_flag;
 }
 
-/* Exits whose handlers change no vCPU state through ioctls: the events
- * KVM stored in kvm_run at the exit stay exact until the next entry. */
-static bool exit_keeps_events(const struct kvm_run *run)
-{
-	switch (run->exit_reason) {
-	case KVM_EXIT_IO:
-	case KVM_EXIT_MMIO:
-	case KVM_EXIT_X86_RDMSR:
-	case KVM_EXIT_X86_WRMSR:
-	case KVM_EXIT_HLT:
-	case KVM_EXIT_IRQ_WINDOW_OPEN:
-	case KVM_EXIT_INTR:
-		return true;
-	default:
-		return false;
-	}
-}
-
-/* KVM rejected the events we wrote into kvm_run: go back to
- * KVM_INTERRUPT for good, with the vector we had queued. */
-static void sync_events_refused(struct vcpu *v)
-{
-	struct kvm_interrupt irq = { .irq = v->run->s.regs.events.interrupt.nr };
-
-	machine__log(v->m, "vCPU %u: KVM refused events in kvm_run; "
-		     "injecting with KVM_INTERRUPT from now on", v->index);
-	v->sync_events = false;
-	v->run->kvm_valid_regs = 0;
-	v->run->kvm_dirty_regs = 0;
-	if (ioctl(v->fd, KVM_INTERRUPT, &irq) < 0)
-		machine__log(v->m, "vCPU %u: KVM_INTERRUPT: %s", v->index,
-			     strerror(errno));
-}
-
 /* Before a pause: let KVM finish an I/O exit's side (an IN's data) so the
  * register state we save is complete. */
 static void complete_pending_io(struct vcpu *v)
@@ -539,8 +474,6 @@ static void *vcpu_thread(void *arg)
 	int r;
 
 	snprintf(name, sizeof(name), "krg-vcpu%u", v->index);
-	v->sync_events = m->sync_events;
-	v->run->kvm_valid_regs = v->sync_events ? KVM_SYNC_X86_EVENTS : 0;
 	pthread_setname_np(pthread_self(), name);
 	{
 		/* The kernel signals this thread itself at the deadline:
@@ -557,7 +490,6 @@ static void *vcpu_thread(void *arg)
 		if (atomic_load(&m->pause)) {
 			complete_pending_io(v);
 			machine__park_vcpu(m);
-			v->events_fresh = false; /* a load may have set new ones */
 			continue;
 		}
 		if (atomic_exchange(&v->dump_requested, false))
@@ -588,17 +520,10 @@ static void *vcpu_thread(void *arg)
 		r = ioctl(v->fd, KVM_RUN, 0);
 		atomic_store(&v->in_guest, false);
 		pv_eoi_sync(v);
-		v->events_fresh = false;
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->stats.exits_intr++;
-				v->events_fresh = v->sync_events;
 				drain_kick_signal();
-				continue;
-			}
-			if (errno == EINVAL && (v->run->kvm_dirty_regs &
-						KVM_SYNC_X86_EVENTS)) {
-				sync_events_refused(v);
 				continue;
 			}
 			machine__request_stop(m, KRG_EXIT_FAILURE,
@@ -607,7 +532,6 @@ static void *vcpu_thread(void *arg)
 			break;
 		}
 		v->stats.exits++;
-		v->events_fresh = v->sync_events && exit_keeps_events(v->run);
 		lapic__set_cr8(&v->lapic, v->run->cr8);
 		if (vcpu__handle_exit(v) < 0)
 			break;

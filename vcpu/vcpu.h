@@ -59,10 +59,6 @@ struct vcpu {
 	enum vcpu_run_state state;
 	bool halt_if; /* IF at the HLT: maskable interrupts end the halt */
 	bool maybe_held; /* KVM may still hold the last KVM_INTERRUPT */
-	/* kvm_run->s.regs.events holds the events as of the last exit and
-	 * nothing changed them since (see inject_pending). */
-	bool events_fresh;
-	bool sync_events; /* machine->sync_events, until KVM refuses them */
 	/* PV EOI: the guest's flag byte while armed (NULL otherwise), and the
 	 * pointer for the MSR value last looked up. */
 	uint8_t *pv_eoi_armed_flag;

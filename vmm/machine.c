@@ -141,8 +141,6 @@ static int create_vm(struct machine *m, char *err, size_t errlen)
 	ioctl(m->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap);
 	if (setup_msr_exits(m, err, errlen) < 0)
 		return -1;
-	m->sync_events = ioctl(m->kvm_fd, KVM_CHECK_EXTENSION,
-			       KVM_CAP_SYNC_REGS) & KVM_SYNC_X86_EVENTS;
 	/* Instruction bytes with emulation failures, for the fallback. */
 	if (ioctl(m->kvm_fd, KVM_CHECK_EXTENSION,
 		  KVM_CAP_EXIT_ON_EMULATION_FAILURE) > 0)

@@ -61,9 +61,7 @@ struct machine {
 	 * Linux guests under the profile.  Off otherwise, because the
 	 * breakpoint it needs makes every VM entry a few us dearer here. */
 	bool syscall_fix;
-	/* KVM_CAP_SYNC_REGS covers vCPU events: interrupts are injected
-	 * through kvm_run (no ioctl of their own; see vcpu.c). */
-	bool sync_events;
+
 	uint64_t tsc_hz;
 
 	struct guest_mem mem;
