@@ -13,6 +13,7 @@
 #include <x86intrin.h>
 
 #include "vcpu/cpuid.h"
+#include "vcpu/irq_remote.h"
 #include "vcpu/irq_route.h"
 #include "vcpu/ioapic.h"
 #include "vcpu/pic.h"
@@ -96,14 +97,37 @@ static void env_addr_changed(void *ctx, const struct apic_addr *addr)
 {
 	struct vcpu *v = ctx;
 
-	irq_router__update_addr(v->m->router, (int)v->index, addr);
+	/* In a cluster the other nodes learn it too (vcpu loop: flush). */
+	if (v->m->irq_remote)
+		irq_remote__local_addr(v->m->irq_remote, (int)v->index, addr);
+	else
+		irq_router__update_addr(v->m->router, (int)v->index, addr);
 }
 
 static void env_eoi_level(void *ctx, uint8_t vector)
 {
 	struct vcpu *v = ctx;
 
-	ioapic__eoi(v->m->ioapic, vector);
+	if (v->m->irq_remote)
+		irq_remote__eoi_level(v->m->irq_remote, (int)v->index, vector);
+	else
+		ioapic__eoi(v->m->ioapic, vector);
+}
+
+/* A changed APIC address reaches every node before this vCPU runs on, so
+ * no node routes by the old one after the guest's write retired. */
+static void flush_addr(struct vcpu *v)
+{
+	char err[256];
+	int r;
+
+	if (!v->m->irq_remote)
+		return;
+	r = irq_remote__flush(v->m->irq_remote, (int)v->index, 2000, err,
+			      sizeof(err));
+	if (r < 0 && r != -ECANCELED)
+		machine__request_stop(v->m, KRG_EXIT_FAILURE, "vCPU %u: %s",
+				      v->index, err);
 }
 
 /* Guest TSC minus host TSC, read once: KVM keeps the offset fixed unless
@@ -496,6 +520,7 @@ static void *vcpu_thread(void *arg)
 			dump_status(v);
 		check_lapic_timer(v);
 		handle_events(v);
+		flush_addr(v);
 		if (v->state == VCPU_STATE_WAIT_FOR_SIPI) {
 			wait_for_work(v);
 			continue;

@@ -8,6 +8,7 @@
 #include "vcpu/pvm_syscall.h"
 #include "vcpu/vcpu.h"
 #include "vmm/io_bus.h"
+#include "vmm/io_forward.h"
 #include "vmm/machine.h"
 
 static const char *exit_name(uint32_t reason)
@@ -23,7 +24,32 @@ static const char *exit_name(uint32_t reason)
 	}
 }
 
-static void handle_pio(struct vcpu *v)
+/* A node without devices has the device node carry the access out.
+ * Returns 0, or -1 when the VM must stop (said so already). */
+static int forward_io(struct vcpu *v, enum io_space space, uint64_t addr,
+		      uint32_t size, uint32_t count, bool is_write,
+		      uint8_t *data)
+{
+	char err[256];
+	bool claimed = false;
+	int r = io_forward__request(v->m->io_client, (int)v->index, space, addr,
+				    size, count, is_write, data, &claimed, err,
+				    sizeof(err));
+
+	if (r == 0 || r == -ECANCELED)
+		return 0;
+	if (r == -EINVAL) {
+		/* Not a valid access: as an unclaimed local one. */
+		if (!is_write)
+			memset(data, 0xFF, (size_t)size * count);
+		return 0;
+	}
+	machine__request_stop(v->m, KRG_EXIT_FAILURE, "vCPU %u: %s", v->index,
+			      err);
+	return -1;
+}
+
+static int handle_pio(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
@@ -34,7 +60,10 @@ static void handle_pio(struct vcpu *v)
 	/* data_offset/size/count come from KVM, but stay inside the page. */
 	if (run->io.data_offset + (uint64_t)run->io.size * run->io.count >
 	    v->run_size)
-		return;
+		return 0;
+	if (v->m->io_client)
+		return forward_io(v, IO_SPACE_PIO, run->io.port, run->io.size,
+				  run->io.count, is_write, data);
 	for (i = 0; i < run->io.count; i++, data += run->io.size) {
 		if (!io_bus__dispatch(v->m->bus, IO_SPACE_PIO, run->io.port,
 				      data, run->io.size, is_write) &&
@@ -44,9 +73,10 @@ static void handle_pio(struct vcpu *v)
 				     run->io.port, run->io.size,
 				     is_write ? "" : " (reads all ones)");
 	}
+	return 0;
 }
 
-static void handle_mmio(struct vcpu *v)
+static int handle_mmio(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
 	uint64_t addr = run->mmio.phys_addr, base;
@@ -54,19 +84,23 @@ static void handle_mmio(struct vcpu *v)
 
 	v->stats.exits_mmio++;
 	if (len > sizeof(run->mmio.data))
-		return;
+		return 0;
 	if (lapic__mmio_enabled(&v->lapic, &base) && addr >= base &&
 	    addr - base < 4096) {
 		lapic__mmio(&v->lapic, addr - base, run->mmio.data, len,
 			    run->mmio.is_write);
-		return;
+		return 0;
 	}
+	if (v->m->io_client)
+		return forward_io(v, IO_SPACE_MMIO, addr, len, 1,
+				  run->mmio.is_write, run->mmio.data);
 	if (!io_bus__dispatch(v->m->bus, IO_SPACE_MMIO, addr, run->mmio.data,
 			      len, run->mmio.is_write) &&
 	    v->m->cfg->debug_io)
 		machine__log(v->m, "unhandled MMIO %s 0x%llx size %u",
 			     run->mmio.is_write ? "write" : "read",
 			     (unsigned long long)addr, len);
+	return 0;
 }
 
 static void handle_msr(struct vcpu *v, bool is_write)
@@ -122,11 +156,9 @@ int vcpu__handle_exit(struct vcpu *v)
 
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
-		handle_pio(v);
-		return 0;
+		return handle_pio(v);
 	case KVM_EXIT_MMIO:
-		handle_mmio(v);
-		return 0;
+		return handle_mmio(v);
 	case KVM_EXIT_X86_RDMSR:
 		handle_msr(v, false);
 		return 0;

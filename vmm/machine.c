@@ -14,6 +14,7 @@
 #include "vcpu/cpuid.h"
 #include "vcpu/emulate.h"
 #include "vcpu/irq_route.h"
+#include "vcpu/pvm_profile.h"
 #include "vcpu/pvm_syscall.h"
 #include "vcpu/vcpu.h"
 #include "vmm/io_bus.h"
@@ -33,7 +34,10 @@ void machine__log(const struct machine *m, const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("krg-vmm: ", stderr);
+	if (m->cluster && m->node_self)
+		fprintf(stderr, "krg-vmm: node %u: ", m->node_self);
+	else
+		fputs("krg-vmm: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -177,15 +181,17 @@ static int create_vcpus(struct machine *m, char *err, size_t errlen)
 		return -1;
 	}
 	for (i = 0; i < m->nr_vcpus; i++) {
+		/* A cluster node runs its own vCPUs; the others are NULL. */
+		if (!machine__vcpu_is_local(m, i))
+			continue;
 		if (vcpu__create(m, i, &m->vcpus[i], err, errlen) < 0)
 			return -1;
-		if (i == 0) {
-			tsc_khz = ioctl(m->vcpus[0]->fd, KVM_GET_TSC_KHZ, 0);
+		m->nr_local_vcpus++;
+		if (!m->tsc_hz) {
+			tsc_khz = ioctl(m->vcpus[i]->fd, KVM_GET_TSC_KHZ, 0);
 			m->tsc_hz = tsc_khz > 0 ? (uint64_t)tsc_khz * 1000 : 0;
-			m->vcpus[0]->lapic.env.tsc_hz = m->tsc_hz;
-		} else {
-			m->vcpus[i]->lapic.env.tsc_hz = m->tsc_hz;
 		}
+		m->vcpus[i]->lapic.env.tsc_hz = m->tsc_hz;
 	}
 	if (!m->tsc_hz) {
 		snprintf(err, errlen, "KVM_GET_TSC_KHZ failed: %s",
@@ -200,14 +206,36 @@ void machine__deliver_local(void *ctx, int vcpu_index,
 {
 	struct machine *m = ctx;
 
-	if (vcpu_index >= 0 && (unsigned)vcpu_index < m->nr_vcpus)
+	if (vcpu_index >= 0 && (unsigned)vcpu_index < m->nr_vcpus &&
+	    m->vcpus[vcpu_index])
 		lapic__accept(&m->vcpus[vcpu_index]->lapic, msg);
 }
 
 int machine__build(const struct vm_config *cfg, struct machine **out,
 		   char *err, size_t errlen)
 {
+	return machine__build_node(cfg, NULL, out, err, errlen);
+}
+
+/* Node 0 (or a single node) decides the profile's guest-wide choices from
+ * the kernel it loads; other nodes get them in the VM description. */
+static void guest_choices(struct machine *m, const struct machine_node *node)
+{
+	if (node && node->self) {
+		m->timer_min_gap_ns = node->timer_min_gap_ns;
+		m->syscall_fix = node->syscall_fix;
+	} else if (m->files && machine__guest_is_linux(m) && m->pvm_profile) {
+		m->timer_min_gap_ns = PVM_TIMER_MIN_GAP_NS;
+		m->syscall_fix = true;
+	}
+}
+
+int machine__build_node(const struct vm_config *cfg,
+			const struct machine_node *node, struct machine **out,
+			char *err, size_t errlen)
+{
 	struct machine *m = calloc(1, sizeof(*m));
+	bool boot_node = !node || node->self == 0;
 	int status = KRG_EXIT_FAILURE;
 
 	*out = NULL;
@@ -219,6 +247,10 @@ int machine__build(const struct vm_config *cfg, struct machine **out,
 	m->kvm_fd = m->vm_fd = -1;
 	m->mem.memfd = -1;
 	m->nr_vcpus = cfg->nr_vcpus;
+	if (node && node->cluster) {
+		m->cluster = node->cluster;
+		m->node_self = node->self;
+	}
 	m->emu_stats = calloc(1, sizeof(*m->emu_stats));
 	machine__init_control(m);
 	pthread_mutex_init(&m->life_lock, NULL);
@@ -226,16 +258,22 @@ int machine__build(const struct vm_config *cfg, struct machine **out,
 	pthread_mutex_init(&m->emu_lock, NULL);
 
 	/* Input first: a bad kernel is reported before KVM is touched. */
-	status = machine__read_guest_files(m, err, errlen);
-	if (status)
-		goto fail;
+	if (boot_node) {
+		status = machine__read_guest_files(m, err, errlen);
+		if (status)
+			goto fail;
+	}
 	status = KRG_EXIT_FAILURE;
 	if (open_kvm(m, err, errlen) < 0 || create_vm(m, err, errlen) < 0)
 		goto fail;
-	status = machine__setup_cpuid(m, err, errlen);
+	status = boot_node ? machine__setup_cpuid(m, err, errlen) :
+			     machine__adopt_cpuid(m, node->cpuid, err, errlen);
 	if (status)
 		goto fail;
 	status = KRG_EXIT_FAILURE;
+	guest_choices(m, node);
+	if (m->cluster && machine__setup_layout(m, node, err, errlen) < 0)
+		goto fail;
 	m->bus = io_bus__new();
 	m->timers = vtimer_service__new();
 	m->router = irq_router__new((int)m->nr_vcpus, machine__deliver_local, m);
@@ -243,9 +281,17 @@ int machine__build(const struct vm_config *cfg, struct machine **out,
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (machine__build_devices(m, err, errlen) < 0 ||
+	/* Devices live on the boot node; the others forward their I/O. */
+	if ((boot_node && machine__build_devices(m, err, errlen) < 0) ||
+	    (m->cluster && machine__setup_irq_remote(m, err, errlen) < 0) ||
 	    create_vcpus(m, err, errlen) < 0)
 		goto fail;
+	if (m->cluster) {
+		if (machine__setup_cluster(m, node, err, errlen) < 0)
+			goto fail;
+		*out = m; /* node 0 loads the guest once every node is ready */
+		return 0;
+	}
 	status = machine__load_guest(m, err, errlen);
 	if (status)
 		goto fail;
@@ -267,6 +313,7 @@ void machine__destroy(struct machine *m)
 
 	if (!m)
 		return;
+	machine__destroy_cluster(m);
 	/* Timers first: their callbacks reach into vCPUs and devices. */
 	vtimer_service__free(m->timers);
 	m->timers = NULL;

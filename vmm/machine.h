@@ -17,6 +17,7 @@
 #include "vcpu/cpu_state.h"
 #include "vmm/device.h"
 #include "vmm/guest_mem.h"
+#include "vmm/numa_layout.h"
 #include "vmm/vm_config.h"
 
 struct io_bus;
@@ -37,6 +38,11 @@ struct fw_cfg;
 struct pit;
 struct emu_stats;
 struct guest_files;
+struct cluster;
+struct dsm_mem;
+struct irq_remote;
+struct io_forward_client;
+struct io_forward_server;
 
 /* Exit statuses of the krg-vmm process. */
 enum {
@@ -73,7 +79,8 @@ struct machine {
 	int xsave_size;
 
 	unsigned nr_vcpus;
-	struct vcpu **vcpus;
+	struct vcpu **vcpus;            /* NULL where another node runs it */
+	unsigned nr_local_vcpus;
 
 	struct pic *pic;
 	struct ioapic *ioapic;
@@ -97,6 +104,15 @@ struct machine {
 	char kernel_cmdline[VM_CMDLINE_MAX * 2];
 
 	/* Life cycle: vCPU threads poll these between runs. */
+	/* A cluster VM (one node's share), or NULL/0 for a single node. */
+	struct cluster *cluster;
+	unsigned node_self;
+	struct numa_layout layout;      /* valid when cluster != NULL */
+	struct dsm_mem *dsm;
+	struct irq_remote *irq_remote;
+	struct io_forward_client *io_client;  /* nodes without devices */
+	struct io_forward_server *io_server;  /* node 0 */
+
 	pthread_mutex_t life_lock;
 	pthread_cond_t life_cond;
 	atomic_bool stop;           /* leave the run loops */
@@ -113,6 +129,30 @@ struct machine {
 int machine__build(const struct vm_config *cfg, struct machine **out,
 		   char *err, size_t errlen);
 void machine__destroy(struct machine *m);
+
+/* One node's share of a cluster VM (vmm/cluster.h).  Node 0 reads the
+ * guest files, builds the layout, the devices and its vCPUs; node i > 0
+ * builds its vCPUs from node 0's layout and CPUID.  Every node sets up the
+ * DSM, remote interrupts and I/O forwarding.  The guest is loaded later by
+ * machine__boot_load, once every node is ready to serve its pages. */
+struct machine_node {
+	unsigned self;
+	struct cluster *cluster;
+	struct numa_layout layout;       /* node > 0: node 0's */
+	const struct kvm_cpuid2 *cpuid;  /* node > 0: node 0's table */
+	struct kvm_clock_data clock;     /* node > 0: node 0's kvmclock */
+	uint64_t timer_min_gap_ns;       /* node > 0: node 0's choices */
+	bool syscall_fix;
+};
+int machine__build_node(const struct vm_config *cfg,
+			const struct machine_node *node, struct machine **out,
+			char *err, size_t errlen);
+/* Node 0: loads firmware tables and the kernel into guest RAM (through the
+ * DSM) and sets the boot vCPU's state.  Exit status, 0 when done. */
+int machine__boot_load(struct machine *m, char *err, size_t errlen);
+/* Stops the threads that talk to other nodes on the machine's behalf (DSM
+ * faults, I/O forwarding) before the transport goes away. */
+void machine__quiesce(struct machine *m);
 
 /* Runs until the guest powers off, the user quits, or a fatal error;
  * returns the process exit status.  Handles reset per cfg->on_reset. */

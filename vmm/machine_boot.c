@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "guestfw/acpi.h"
+#include "guestfw/acpi_numa.h"
 #include "guestfw/e820.h"
 #include "guestfw/linux_boot.h"
 #include "guestfw/multiboot.h"
@@ -190,6 +191,7 @@ static int build_acpi(struct machine *m, uint64_t *rsdp, char *err,
 {
 	struct acpi_config c;
 	struct acpi_layout lay;
+	struct acpi_numa numa = { .layout = &m->layout };
 	uint8_t *area = guest_mem__ptr(&m->mem, ACPI_AREA_GPA, ACPI_AREA_LEN);
 
 	if (!area) {
@@ -198,6 +200,9 @@ static int build_acpi(struct machine *m, uint64_t *rsdp, char *err,
 	}
 	acpi__config_init(&c, m->nr_vcpus);
 	c.rtc_century = 0x32;
+	/* A cluster VM: one guest NUMA node per cluster node (SRAT/SLIT). */
+	if (m->cluster)
+		c.numa = &numa;
 	if (acpi__build(&c, area, ACPI_AREA_LEN, ACPI_AREA_GPA, &lay, err,
 			errlen) < 0)
 		return -1;
@@ -282,6 +287,11 @@ static int load_multiboot(struct machine *m, const struct e820_table *e820,
 	return multiboot__load(&m->mem, &in, e820, &m->boot, err, errlen) < 0 ?
 		       KRG_EXIT_USAGE :
 		       0;
+}
+
+bool machine__guest_is_linux(const struct machine *m)
+{
+	return m->files && m->files->kind == GUEST_LINUX;
 }
 
 int machine__load_guest(struct machine *m, char *err, size_t errlen)

@@ -51,3 +51,27 @@ int machine__setup_cpuid(struct machine *m, char *err, size_t errlen)
 	m->xsave_size = cpu_state__xsave_size(m->vm_fd);
 	return 0;
 }
+
+int machine__adopt_cpuid(struct machine *m, const struct kvm_cpuid2 *cpuid,
+			 char *err, size_t errlen)
+{
+	struct pvm_host host;
+	size_t size;
+
+	if (!cpuid) {
+		snprintf(err, errlen, "no CPUID table from node 0");
+		return KRG_EXIT_FAILURE;
+	}
+	size = sizeof(*cpuid) + cpuid->nent * sizeof(cpuid->entries[0]);
+	m->cpuid = malloc(size);
+	if (!m->cpuid) {
+		snprintf(err, errlen, "out of memory");
+		return KRG_EXIT_FAILURE;
+	}
+	memcpy(m->cpuid, cpuid, size);
+	pvm_profile__detect(NULL, NULL, &host);
+	m->pvm_host = host.is_pvm;
+	m->pvm_profile = pvm_profile__enabled(m->cfg->pvm_profile, &host);
+	m->xsave_size = cpu_state__xsave_size(m->vm_fd);
+	return 0;
+}

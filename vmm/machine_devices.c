@@ -180,7 +180,8 @@ void machine__start_devices(struct machine *m)
 {
 	char err[256];
 
-	if (!m->cfg->serial_stdio)
+	/* Only the boot node has devices (and the user's terminal). */
+	if (!m->cfg->serial_stdio || !m->uart)
 		return;
 	m->console = console__start(STDIN_FILENO, STDERR_FILENO, m->uart,
 				    &m->control, err, sizeof(err));

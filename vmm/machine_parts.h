@@ -2,7 +2,10 @@
 #ifndef KRG_VMM_MACHINE_PARTS_H
 #define KRG_VMM_MACHINE_PARTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+struct kvm_cpuid2;
 
 struct machine;
 struct state_writer;
@@ -20,6 +23,22 @@ int machine__load_guest(struct machine *m, char *err, size_t errlen);
 void machine__init_control(struct machine *m);
 
 int machine__setup_cpuid(struct machine *m, char *err, size_t errlen);
+/* A node > 0 takes node 0's table as it is (every vCPU must agree). */
+int machine__adopt_cpuid(struct machine *m, const struct kvm_cpuid2 *cpuid,
+			 char *err, size_t errlen);
+/* vmm/machine_boot.c: the files read are a Linux kernel. */
+bool machine__guest_is_linux(const struct machine *m);
+
+/* vmm/machine_cluster.c: a node's share of a cluster VM. */
+struct machine_node;
+int machine__setup_layout(struct machine *m, const struct machine_node *node,
+			  char *err, size_t errlen);
+int machine__setup_irq_remote(struct machine *m, char *err, size_t errlen);
+int machine__setup_cluster(struct machine *m, const struct machine_node *node,
+			   char *err, size_t errlen);
+void machine__destroy_cluster(struct machine *m);
+/* Whether vCPU i runs on this node (always, for a single node). */
+bool machine__vcpu_is_local(const struct machine *m, unsigned i);
 
 /* vmm/machine_devices.c: interrupt controllers, devices, io registry. */
 int machine__build_devices(struct machine *m, char *err, size_t errlen);

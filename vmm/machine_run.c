@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "vcpu/vcpu.h"
+#include "vmm/cluster.h"
 #include "vmm/machine.h"
 #include "vmm/machine_parts.h"
 #include "vmm/vtimer.h"
@@ -44,7 +45,8 @@ static void kick_all(struct machine *m)
 	unsigned i;
 
 	for (i = 0; i < m->nr_vcpus; i++)
-		vcpu__kick(m->vcpus[i]);
+		if (m->vcpus[i])
+			vcpu__kick(m->vcpus[i]);
 }
 
 void machine__pause(struct machine *m)
@@ -52,7 +54,7 @@ void machine__pause(struct machine *m)
 	atomic_store(&m->pause, true);
 	kick_all(m);
 	pthread_mutex_lock(&m->life_lock);
-	while (m->nr_parked < m->nr_vcpus && !atomic_load(&m->stop))
+	while (m->nr_parked < m->nr_local_vcpus && !atomic_load(&m->stop))
 		pthread_cond_wait(&m->life_cond, &m->life_lock);
 	pthread_mutex_unlock(&m->life_lock);
 }
@@ -149,7 +151,8 @@ static void *signal_thread(void *arg)
 		if (sig == SIGQUIT) {
 			/* Where is each vCPU?  (kill -QUIT) */
 			for (unsigned i = 0; i < m->nr_vcpus; i++)
-				vcpu__request_dump(m->vcpus[i]);
+				if (m->vcpus[i])
+					vcpu__request_dump(m->vcpus[i]);
 		} else if (sig > 0) {
 			/* A signal wins over a reset already under way: the
 			 * user asked krg-vmm to end, not to reboot. */
@@ -178,7 +181,7 @@ int machine__run(struct machine *m)
 
 	machine__start_devices(m);
 	for (i = 0; i < m->nr_vcpus; i++) {
-		if (vcpu__start(m->vcpus[i]) < 0) {
+		if (m->vcpus[i] && vcpu__start(m->vcpus[i]) < 0) {
 			machine__request_stop(m, KRG_EXIT_FAILURE,
 					      "cannot start vCPU %u thread", i);
 			break;
@@ -205,8 +208,17 @@ int machine__run(struct machine *m)
 	}
 	wait_until(m, 0);
 	machine__resume(m);
+	if (m->cluster) {
+		/* Every node stops; a vCPU blocked on a page or an I/O
+		 * reply from a node that is gone must be let go. */
+		cluster__broadcast_stop(m->cluster, m->exit_status,
+					m->stop_reason);
+		machine__quiesce(m);
+		kick_all(m);
+	}
 	for (i = 0; i < m->nr_vcpus; i++)
-		vcpu__join(m->vcpus[i]);
+		if (m->vcpus[i])
+			vcpu__join(m->vcpus[i]);
 	pthread_join(sigthr, NULL);
 	machine__stop_devices(m);
 	machine__log(m, "%s", m->stop_reason);

@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmm/agent.h"
 #include "vmm/cli.h"
+#include "vmm/cluster_launch.h"
 #include "vmm/machine.h"
 
 /* Signals are taken synchronously by the machine's signal thread; every
@@ -29,12 +31,10 @@ static int launch(struct vm_config *cfg)
 	struct machine *m;
 	int status;
 
-	if (cfg->nr_nodes > 1) {
-		fprintf(stderr,
-			"krg-vmm: this build runs a VM on one node; %u nodes "
-			"were given\n", cfg->nr_nodes);
-		return KRG_EXIT_USAGE;
-	}
+	if (cfg->local_nodes >= 2)
+		return cluster_launch__local(cfg);
+	if (cfg->nr_nodes > 1)
+		return cluster_launch__remote(cfg);
 	block_signals();
 	for (;;) {
 		bool reset;
@@ -62,6 +62,11 @@ int main(int argc, char **argv)
 	enum cli_verb verb;
 	char err[512];
 
+	/* Internal verb: a node process started by launch (or an agent). */
+	if (argc >= 2 && !strcmp(argv[1], "node"))
+		return cluster_launch__node(argc - 2, argv + 2);
+	if (argc >= 2 && !strcmp(argv[1], "agent"))
+		return agent__main(argc - 2, argv + 2);
 	if (cli__parse(argc, argv, &cfg, &verb, err, sizeof(err)) < 0) {
 		fprintf(stderr, "krg-vmm: %s\n", err);
 		return KRG_EXIT_USAGE;

@@ -203,6 +203,12 @@ static int set_restore(struct vm_config *cfg, const char *v, const char *base,
 	return set_path(cfg->state_in, "restore", v, base, err, errlen);
 }
 
+static int set_cluster_key(struct vm_config *cfg, const char *v,
+			   const char *base, char *err, size_t errlen)
+{
+	return set_path(cfg->cluster_key, "cluster-key", v, base, err, errlen);
+}
+
 /* "FILE" or, for multiboot, "mod1 args,mod2" with ",," for a literal comma:
  * only each module's file name (up to its first space) is a path. */
 static int set_initrd(struct vm_config *cfg, const char *v, const char *base,
@@ -446,6 +452,7 @@ static const struct setting table[] = {
 	{ "debug-io", "debug-io", NULL, set_debug_io, SETTING_FLAG, NULL },
 	{ "nodes", "nodes", "LIST", set_nodes, 0, "local-nodes" },
 	{ "local-nodes", "local-nodes", "N", set_local_nodes, 0, "nodes" },
+	{ "cluster-key", "cluster-key", "FILE", set_cluster_key, 0, NULL },
 	{ "pvm-profile", "pvm-profile", "MODE", set_pvm_profile, 0, NULL },
 	{ "save-after", "save-after", "MS", set_save_after, 0, NULL },
 	{ "save-to", "save-to", "FILE", set_save_to, 0, NULL },

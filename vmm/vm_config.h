@@ -42,6 +42,7 @@ struct vm_config {
 	/* --local-nodes N: run N nodes on this host (0 = not asked; nodes[]
 	 * then holds the single default "local"). */
 	unsigned local_nodes;
+	char cluster_key[VM_PATH_MAX];    /* --cluster-key FILE (remote nodes) */
 };
 
 #endif

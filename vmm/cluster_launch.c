@@ -1,0 +1,320 @@
+#include "vmm/cluster_launch.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "vmm/agent.h"
+#include "vmm/cluster.h"
+#include "vmm/machine.h"
+#include "vmm/node_spawn.h"
+
+#define MESH_TIMEOUT_MS 15000
+#define DESCRIPTION_TIMEOUT_MS 30000
+/* Building a node's share (KVM, guest RAM, DSM) takes well under this. */
+#define READY_TIMEOUT_MS 60000
+/* Node 0 loads the guest (pages move to their homes) before START. */
+#define START_TIMEOUT_MS 600000
+#define REAP_TIMEOUT_MS 10000
+
+/* The hooks run on transport threads while the main thread builds and
+ * tears the machine down: they see it only through this atomic pointer,
+ * which is cleared before the transport stops and the machine is freed. */
+typedef struct machine *_Atomic machine_ref;
+
+static void on_cluster_stop(void *ctx, int status, const char *reason)
+{
+	struct machine *m = atomic_load((machine_ref *)ctx);
+
+	if (m)
+		machine__request_stop(m, status, "%s", reason);
+}
+
+static void on_peer_down(void *ctx, unsigned node, const char *why)
+{
+	struct machine *m = atomic_load((machine_ref *)ctx);
+
+	/* Before the machine exists, the waits report it themselves. */
+	if (m)
+		machine__request_stop(m, KRG_EXIT_FAILURE,
+				      "node %u stopped answering: %s", node,
+				      why);
+}
+
+static struct cluster *join(const struct node_args *a, machine_ref *mp,
+			    char *err, size_t errlen)
+{
+	const char *addrs[NET_MAX_NODES];
+	struct cluster_opts o = {
+		.self = a->self, .nr_nodes = a->nr_nodes, .addrs = addrs,
+		.key = &a->key, .cluster_id = a->cluster_id,
+		.listen_fd = a->listen_fd,
+	};
+	struct cluster_hooks h = { .ctx = mp, .stop = on_cluster_stop,
+				   .peer_down = on_peer_down };
+	struct cluster *c;
+
+	for (unsigned i = 0; i < a->nr_nodes; i++)
+		addrs[i] = a->addrs[i];
+	c = cluster__create(&o, err, errlen);
+	if (!c)
+		return NULL;
+	cluster__set_hooks(c, &h);
+	return c;
+}
+
+/* Teardown order: the machine's own senders stop first (vCPUs are joined
+ * by machine__run; the DSM and forwarding threads by machine__quiesce),
+ * then the transport (no callback runs after it), then the machine. */
+static void finish(struct cluster *c, machine_ref *ref, struct machine *m)
+{
+	if (m)
+		machine__quiesce(m);
+	atomic_store(ref, NULL);
+	cluster__destroy(c);
+	machine__destroy(m);
+}
+
+static void block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Node 0 once every other node process runs: assemble the VM (diagram in
+ * cluster.h) and run it.  Returns the exit status. */
+static int run_node0(struct vm_config *cfg, const struct node_args *a0)
+{
+	static struct vm_description d;
+	struct machine *m = NULL;
+	machine_ref ref = NULL;
+	struct machine_node node;
+	struct cluster *c = NULL;
+	char err[512];
+	int status = KRG_EXIT_FAILURE;
+
+	c = join(a0, &ref, err, sizeof(err));
+	if (!c || cluster__start(c, MESH_TIMEOUT_MS, err, sizeof(err)) < 0)
+		goto fail;
+	memset(&node, 0, sizeof(node));
+	node.self = 0;
+	node.cluster = c;
+	status = machine__build_node(cfg, &node, &m, err, sizeof(err));
+	if (status)
+		goto fail_status;
+	atomic_store(&ref, m);
+	if (vm_description__fill(&d, a0->cluster_id, cfg, &m->layout, m->cpuid,
+				 m->tsc_hz / 1000, err, sizeof(err)) < 0)
+		goto fail;
+	d.timer_min_gap_ns = m->timer_min_gap_ns;
+	d.syscall_fix = m->syscall_fix;
+	ioctl(m->vm_fd, KVM_GET_CLOCK, &d.clock);
+	if (cluster__send_description(c, &d, err, sizeof(err)) < 0 ||
+	    cluster__wait_ready(c, READY_TIMEOUT_MS, err, sizeof(err)) < 0)
+		goto fail;
+	status = machine__boot_load(m, err, sizeof(err));
+	if (status)
+		goto fail_status;
+	if (cluster__send_start(c, err, sizeof(err)) < 0)
+		goto fail;
+	status = machine__run(m);
+	cluster__broadcast_stop(c, status, m->stop_reason);
+	finish(c, &ref, m);
+	return status;
+fail:
+	status = KRG_EXIT_FAILURE;
+fail_status:
+	fprintf(stderr, "krg-vmm: %s\n", err);
+	if (c)
+		cluster__broadcast_stop(c, status, err);
+	finish(c, &ref, m);
+	return status;
+}
+
+int cluster_launch__local(struct vm_config *cfg)
+{
+	struct local_cluster lc;
+	char err[512];
+	int status, children;
+
+	/* Children inherit the blocked set: block before forking. */
+	block_signals();
+	if (node_spawn__local(&lc, cfg->local_nodes, "/proc/self/exe", NULL,
+			      err, sizeof(err)) < 0) {
+		fprintf(stderr, "krg-vmm: %s\n", err);
+		return KRG_EXIT_FAILURE;
+	}
+	status = run_node0(cfg, &lc.node0);
+	children = node_spawn__reap(&lc, REAP_TIMEOUT_MS);
+	return status ? status : children;
+}
+
+/* Node 0's mesh socket: the --nodes entry, or (for "local") the address
+ * agent 1 saw us connect from, on a free port. */
+static int listen_node0(const char *entry, const char *local_ip, char *addr,
+			size_t addrlen, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE }, *ai = NULL;
+	char host[256], port[32];
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd, one = 1;
+	const char *colon = strrchr(entry, ':');
+
+	if (!strcmp(entry, "local")) {
+		snprintf(host, sizeof(host), "%s", local_ip);
+		snprintf(port, sizeof(port), "0");
+	} else if (colon) {
+		size_t n = (size_t)(colon - entry);
+		const char *h = entry;
+
+		if (entry[0] == '[' && n >= 2) {
+			h++;
+			n -= 2;
+		}
+		snprintf(host, sizeof(host), "%.*s", (int)n, h);
+		snprintf(port, sizeof(port), "%s", colon + 1);
+	} else {
+		snprintf(err, errlen, "node 0 address '%s': want local or "
+			 "HOST:PORT", entry);
+		return -1;
+	}
+	if (getaddrinfo(host, port, &hints, &ai)) {
+		snprintf(err, errlen, "cannot resolve %s", host);
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		snprintf(err, errlen, "node 0 cannot listen on %s:%s: %s", host,
+			 port, strerror(errno));
+		freeaddrinfo(ai);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	snprintf(addr, addrlen, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+		 host, ss.ss_family == AF_INET6 ?
+			       ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) :
+			       ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	return fd;
+}
+
+int cluster_launch__remote(struct vm_config *cfg)
+{
+	static struct node_args a0;
+	const char *agents[NET_MAX_NODES];
+	struct agent_session *s;
+	char err[512], local_ip[64] = "0.0.0.0";
+	uint8_t token[16];
+
+	block_signals();
+	if (!cfg->cluster_key[0]) {
+		fprintf(stderr, "krg-vmm: nodes on other hosts need "
+			"--cluster-key FILE (the same key as their agents)\n");
+		return KRG_EXIT_USAGE;
+	}
+	memset(&a0, 0, sizeof(a0));
+	if (net_auth__key_load(&a0.key, cfg->cluster_key, err, sizeof(err)) <
+	    0) {
+		fprintf(stderr, "krg-vmm: %s\n", err);
+		return KRG_EXIT_USAGE;
+	}
+	a0.nr_nodes = cfg->nr_nodes;
+	for (unsigned i = 0; i < cfg->nr_nodes; i++)
+		agents[i] = cfg->nodes[i].addr;
+	s = agent__prepare(agents, cfg->nr_nodes, &a0.key, a0.addrs, local_ip,
+			   sizeof(local_ip), err, sizeof(err));
+	if (!s)
+		goto fail;
+	a0.listen_fd = listen_node0(cfg->nodes[0].addr, local_ip, a0.addrs[0],
+				    sizeof(a0.addrs[0]), err, sizeof(err));
+	if (a0.listen_fd < 0)
+		goto fail;
+	randombytes_buf(token, sizeof(token));
+	a0.cluster_id = net_auth__cluster_id(token, sizeof(token));
+	if (agent__spawn(s, a0.cluster_id, a0.addrs, err, sizeof(err)) < 0)
+		goto fail;
+	agent__close(s);
+	return run_node0(cfg, &a0);
+fail:
+	fprintf(stderr, "krg-vmm: %s\n", err);
+	agent__close(s);
+	return KRG_EXIT_FAILURE;
+}
+
+int cluster_launch__node(int argc, char *const argv[])
+{
+	static struct vm_description d;
+	struct node_args a;
+	struct machine *m = NULL;
+	machine_ref ref = NULL;
+	struct machine_node node;
+	struct cluster *c = NULL;
+	struct kvm_cpuid2 *cpuid = NULL;
+	char err[512];
+	int status = KRG_EXIT_FAILURE;
+
+	block_signals();
+	if (node_spawn__parse_args(argc, argv, &a, err, sizeof(err)) < 0) {
+		fprintf(stderr, "krg-vmm: %s\n", err);
+		return KRG_EXIT_USAGE;
+	}
+	c = join(&a, &ref, err, sizeof(err));
+	net_auth__key_wipe(&a.key);
+	if (!c || cluster__start(c, MESH_TIMEOUT_MS, err, sizeof(err)) < 0 ||
+	    cluster__wait_description(c, &d, DESCRIPTION_TIMEOUT_MS, err,
+				      sizeof(err)) < 0)
+		goto fail;
+	cpuid = vm_description__cpuid(&d);
+	memset(&node, 0, sizeof(node));
+	node.self = a.self;
+	node.cluster = c;
+	node.layout = d.layout;
+	node.cpuid = cpuid;
+	node.clock = d.clock;
+	node.timer_min_gap_ns = d.timer_min_gap_ns;
+	node.syscall_fix = d.syscall_fix != 0;
+	if (!cpuid ||
+	    machine__build_node(&d.cfg, &node, &m, err, sizeof(err)) != 0)
+		goto fail;
+	atomic_store(&ref, m);
+	if (cluster__send_ready(c, err, sizeof(err)) < 0 ||
+	    cluster__wait_start(c, START_TIMEOUT_MS, err, sizeof(err)) < 0)
+		goto fail;
+	status = machine__run(m);
+	cluster__broadcast_stop(c, status, m->stop_reason);
+	finish(c, &ref, m);
+	free(cpuid);
+	return status;
+fail:
+	fprintf(stderr, "krg-vmm: node %u: %s\n", a.self, err);
+	if (c)
+		cluster__broadcast_stop(c, status, err);
+	finish(c, &ref, m);
+	free(cpuid);
+	return status;
+}
