@@ -29,7 +29,19 @@
  * serialises the core and the execution of its actions.
  *
  * Guest memory written before dsm_mem__create (a loaded kernel) is allowed
- * only in pages this node homes: every other node starts without access. */
+ * only in pages this node homes: every other node starts without access.
+ *
+ * Wiring (per node): guest_mem__create -> numa layout -> (node 0: load the
+ * images that land in its own slice) -> dsm_mem__create -> KVM memory
+ * slots (any time: same hvas) -> dsm_mem__start -> transport start, its
+ * FAST recv callback passing types DSM_MSG_TYPE_FIRST..LAST to
+ * dsm_mem__receive -> vCPUs.  Anything written later (an initrd homed on
+ * another node) goes through guest_mem__write and faults like a vCPU.
+ * A recv callback must never touch guest memory on the transport's thread:
+ * the page it faults on may be granted by a message behind it.  Shutdown:
+ * vCPUs and device threads -> dsm_mem__stop -> transport stop ->
+ * dsm_mem__destroy -> guest_mem__destroy.  No fork() while it runs (guest
+ * RAM is MADV_DONTFORK). */
 #ifndef KRG_VMM_DSM_MEM_H
 #define KRG_VMM_DSM_MEM_H
 
@@ -69,7 +81,8 @@ struct dsm_mem_config {
 	 * it must only tell the machine's main thread, never call
 	 * dsm_mem__stop or dsm_mem__destroy itself. */
 	void (*fatal)(void *ctx, const char *why);
-	/* One line per call ("krg-vmm: dsm: ..."); NULL = stderr. */
+	/* One line per call ("krg-vmm: dsm: node N: ..."), possibly with
+	 * the node lock held; NULL = stderr. */
 	void (*log)(void *ctx, const char *line);
 	void *ctx;
 };

@@ -229,10 +229,13 @@ static int fill_hole(struct dsm_mem *dm, uint64_t page, const void *data,
 			      strerror(-rc));
 		return -1;
 	}
-	/* Someone put the page in the memfd behind our back (the bitmap
-	 * said hole): still give the access and wake. */
-	dm->st.copy_eexist++;
-	return remap_present(dm, page, data ? data : zero_page, writable);
+	/* Something outside the DSM put the page in the memfd (the bitmap
+	 * said hole): a grant's data replaces it, a local map keeps it;
+	 * either way the faulters get their access and are woken. */
+	if (!dm->st.copy_eexist++)
+		dsm_mem__log(dm, "gpa 0x%llx appeared in the memfd outside "
+			     "the DSM", (unsigned long long)gpa_of(dm, page));
+	return remap_present(dm, page, data, writable);
 }
 
 /* pread, not a load through a mapping: a hole reads as zeros without

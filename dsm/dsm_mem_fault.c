@@ -173,8 +173,11 @@ int dsm_mem__receive(struct dsm_mem *dm, unsigned sender, unsigned type,
 			memcpy(why, dm->acts.why, sizeof(why));
 	}
 	if (rc) {
+		/* The core's reasons start with its own "dsm: " prefix. */
+		const char *w = strncmp(why, "dsm: ", 5) ? why : why + 5;
+
 		dm->st.protocol_errors++;
-		dsm_mem__fail(dm, "bad message from node %u: %s", sender, why);
+		dsm_mem__fail(dm, "bad message from node %u: %s", sender, w);
 	} else {
 		dm->st.msgs_received++;
 		dm->st.bytes_received += len;
