@@ -3,6 +3,7 @@
 #   make run        the main job: Debian's stock kernel booted to a shell on a local node
 #   make check      unit + integration tests (sanitizer build)
 #   make check-stock  the long test: Debian's stock kernel on 1 and 2 vCPUs (not in CI)
+#   make check-cluster-long  the cluster test with 10^6-iteration coherence workloads
 #   make bench      microbenchmarks against QEMU, see bench/RESULTS.md
 # `run` and `check` first install missing Debian packages (.ci/install-deps.sh).
 CC      ?= gcc
@@ -27,7 +28,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 
 lib_objs = $(patsubst %.c,$(1)/obj/%.o,$(LIB_SRCS))
 
-.PHONY: all san deps run check check-unit check-integration check-stock bench guest clean
+.PHONY: all san deps run check check-unit check-integration check-stock check-cluster-long bench guest clean
 all: krg-vmm guest
 
 krg-vmm: $(BUILD)/krg-vmm
@@ -77,6 +78,11 @@ check-integration: $(SAN_BUILD)/krg-vmm guest
 
 check-stock: krg-vmm
 	tests/stock/run.sh
+
+# The cluster test with the coherence workloads at 10^6 iterations each
+# (store buffering 5 * 10^4: every round moves pages between nodes).
+check-cluster-long: $(SAN_BUILD)/krg-vmm guest
+	KRG_VMM=$(SAN_BUILD)/krg-vmm CLUSTER_ITERS=1000000 bash tests/integration/t_cluster.sh
 
 bench: krg-vmm guest
 	bench/run.sh

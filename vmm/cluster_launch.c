@@ -114,6 +114,18 @@ static int run_node0(struct vm_config *cfg, const struct node_args *a0)
 	c = join(a0, &ref, err, sizeof(err));
 	if (!c || cluster__start(c, MESH_TIMEOUT_MS, err, sizeof(err)) < 0)
 		goto fail;
+	{
+		char line[NET_MAX_NODES * 80];
+		size_t n = 0;
+
+		for (unsigned i = 0; i < a0->nr_nodes && n < sizeof(line); i++)
+			n += (size_t)snprintf(line + n, sizeof(line) - n,
+					      "%s node %u %s%s", i ? "," : "", i,
+					      a0->addrs[i],
+					      i ? "" : " (this process)");
+		fprintf(stderr, "krg-vmm: cluster of %u nodes up:%s\n",
+			a0->nr_nodes, line);
+	}
 	memset(&node, 0, sizeof(node));
 	node.self = 0;
 	node.cluster = c;
