@@ -16,6 +16,8 @@ packages=(
 	libsodium-dev libisal-dev
 	# guest material (busybox initramfs) and the QEMU cross-check/baseline
 	cpio busybox-static qemu-system-x86 qemu-utils seabios
+	# network namespaces for the two-host cluster test
+	iproute2
 )
 
 missing=()
