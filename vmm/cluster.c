@@ -51,6 +51,12 @@ struct cluster {
 	char stop_reason[CLUSTER_REASON_MAX];
 	int down_node;              /* first peer that went down, or -1 */
 	char down_why[300];
+	/* A stats gathering by node 0 (one at a time, under gather_lock). */
+	pthread_mutex_t gather_lock;
+	uint8_t *gather_bufs;
+	size_t gather_each;
+	bool *gather_have;
+	unsigned gather_pending;
 };
 
 static void handle_control(struct cluster *c, unsigned sender, unsigned type,
@@ -109,6 +115,34 @@ static void handle_control(struct cluster *c, unsigned sender, unsigned type,
 		pthread_mutex_lock(&c->lock);
 		c->started = true;
 		pthread_cond_broadcast(&c->cond);
+		pthread_mutex_unlock(&c->lock);
+		return;
+	case CLUSTER_T_STATS_REQ: {
+		static _Thread_local uint8_t buf[8192];
+		size_t n;
+		struct iovec iov;
+
+		if (c->self == 0 || sender != 0 || len != 0)
+			goto bad;
+		n = c->hooks.stats ? c->hooks.stats(c->hooks.ctx, buf,
+						    sizeof(buf)) : 0;
+		iov = (struct iovec){ buf, n };
+		cluster__send(c, 0, NET_CH_FAST, CLUSTER_T_STATS, &iov,
+			      n ? 1 : 0);
+		return;
+	}
+	case CLUSTER_T_STATS:
+		if (c->self != 0)
+			goto bad;
+		pthread_mutex_lock(&c->lock);
+		if (c->gather_bufs && !c->gather_have[sender] &&
+		    len == c->gather_each) {
+			memcpy(c->gather_bufs + sender * c->gather_each, payload,
+			       len);
+			c->gather_have[sender] = true;
+			c->gather_pending--;
+			pthread_cond_broadcast(&c->cond);
+		}
 		pthread_mutex_unlock(&c->lock);
 		return;
 	case CLUSTER_T_STOP:
@@ -255,6 +289,7 @@ struct cluster *cluster__create(const struct cluster_opts *o, char *err,
 	c->down_node = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->range_lock, NULL);
+	pthread_mutex_init(&c->gather_lock, NULL);
 	for (unsigned r = 0; r < NR_RANGES; r++)
 		c->range[r].tail = &c->range[r].head;
 	pthread_cond_init(&c->cond, NULL);
@@ -297,6 +332,7 @@ void cluster__destroy(struct cluster *c)
 			free(e);
 		}
 	pthread_mutex_destroy(&c->range_lock);
+	pthread_mutex_destroy(&c->gather_lock);
 	free(c->description);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
@@ -519,6 +555,52 @@ void cluster__broadcast_stop(struct cluster *c, int status,
 	if (n)
 		memcpy(buf + 4, reason, n);
 	cluster__broadcast(c, NET_CH_FAST, CLUSTER_T_STOP, &iov, 1);
+}
+
+int cluster__gather_stats(struct cluster *c, void *bufs, size_t each,
+			  bool *have, unsigned timeout_ms)
+{
+	struct timespec ts;
+	int rc = 0;
+
+	if (c->self != 0)
+		return -1;
+	pthread_mutex_lock(&c->gather_lock);
+	pthread_mutex_lock(&c->lock);
+	c->gather_bufs = bufs;
+	c->gather_each = each;
+	c->gather_have = have;
+	/* Counted before sending: a reply may beat the next send. */
+	c->gather_pending = c->nr_nodes - 1;
+	for (unsigned n = 0; n < c->nr_nodes; n++)
+		have[n] = false;
+	pthread_mutex_unlock(&c->lock);
+	for (unsigned n = 1; n < c->nr_nodes; n++)
+		if (cluster__send(c, n, NET_CH_FAST, CLUSTER_T_STATS_REQ, NULL,
+				  0) < 0) {
+			pthread_mutex_lock(&c->lock);
+			c->gather_pending--;
+			pthread_mutex_unlock(&c->lock);
+		}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&c->lock);
+	while (c->gather_pending > 0)
+		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) ==
+		    ETIMEDOUT) {
+			rc = -1;
+			break;
+		}
+	c->gather_bufs = NULL;
+	c->gather_have = NULL;
+	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&c->gather_lock);
+	return rc;
 }
 
 bool cluster__stopping(struct cluster *c)

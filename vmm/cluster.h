@@ -29,6 +29,8 @@
 #define CLUSTER_T_READY		(NET_TYPE_CONTROL_FIRST + 2)
 #define CLUSTER_T_START		(NET_TYPE_CONTROL_FIRST + 3)
 #define CLUSTER_T_STOP		(NET_TYPE_CONTROL_FIRST + 4)
+#define CLUSTER_T_STATS_REQ	(NET_TYPE_CONTROL_FIRST + 5)
+#define CLUSTER_T_STATS		(NET_TYPE_CONTROL_FIRST + 6)
 
 #define CLUSTER_REASON_MAX 200
 
@@ -45,6 +47,9 @@ struct cluster_hooks {
 	void (*stop)(void *ctx, int status, const char *reason);
 	/* A peer died or broke the protocol while the VM ran. */
 	void (*peer_down)(void *ctx, unsigned node, const char *why);
+	/* Node 0 asks for this node's counters: fill buf, return the length
+	 * (0: none yet).  On a transport thread: must not block. */
+	size_t (*stats)(void *ctx, void *buf, size_t cap);
 };
 
 struct cluster_opts {
@@ -97,6 +102,11 @@ int cluster__wait_start(struct cluster *c, unsigned timeout_ms, char *err,
 
 /* Tells every node to stop with status and reason (once; later calls do
  * nothing).  Peers leaving after this are not failures. */
+/* Node 0: every other node's stats reply (each `each` bytes) into
+ * bufs[node * each], have[node] set for those that answered in time. */
+int cluster__gather_stats(struct cluster *c, void *bufs, size_t each,
+			  bool *have, unsigned timeout_ms);
+
 void cluster__broadcast_stop(struct cluster *c, int status,
 			     const char *reason);
 bool cluster__stopping(struct cluster *c);

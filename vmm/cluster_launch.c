@@ -18,6 +18,7 @@
 #include "vmm/cluster.h"
 #include "vmm/machine.h"
 #include "vmm/node_spawn.h"
+#include "vmm/node_stats.h"
 
 #define MESH_TIMEOUT_MS 15000
 #define DESCRIPTION_TIMEOUT_MS 30000
@@ -51,6 +52,18 @@ static void on_peer_down(void *ctx, unsigned node, const char *why)
 				      why);
 }
 
+static size_t on_stats(void *ctx, void *buf, size_t cap)
+{
+	struct machine *m = atomic_load((machine_ref *)ctx);
+	struct node_stats s;
+
+	if (!m || cap < sizeof(s))
+		return 0;
+	node_stats__collect(m, &s);
+	memcpy(buf, &s, sizeof(s));
+	return sizeof(s);
+}
+
 static struct cluster *join(const struct node_args *a, machine_ref *mp,
 			    char *err, size_t errlen)
 {
@@ -61,7 +74,8 @@ static struct cluster *join(const struct node_args *a, machine_ref *mp,
 		.listen_fd = a->listen_fd,
 	};
 	struct cluster_hooks h = { .ctx = mp, .stop = on_cluster_stop,
-				   .peer_down = on_peer_down };
+				   .peer_down = on_peer_down,
+				   .stats = on_stats };
 	struct cluster *c;
 
 	for (unsigned i = 0; i < a->nr_nodes; i++)

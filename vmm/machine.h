@@ -43,6 +43,7 @@ struct dsm_mem;
 struct irq_remote;
 struct io_forward_client;
 struct io_forward_server;
+struct control_socket;
 
 /* Exit statuses of the krg-vmm process. */
 enum {
@@ -112,6 +113,8 @@ struct machine {
 	struct irq_remote *irq_remote;
 	struct io_forward_client *io_client;  /* nodes without devices */
 	struct io_forward_server *io_server;  /* node 0 */
+	struct control_socket *status_socket; /* node 0: krg-vmm status */
+	uint64_t start_ns;                    /* vclock when the VM started */
 
 	pthread_mutex_t life_lock;
 	pthread_cond_t life_cond;

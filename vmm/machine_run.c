@@ -8,6 +8,7 @@
 
 #include "vcpu/vcpu.h"
 #include "vmm/cluster.h"
+#include "vmm/control_socket.h"
 #include "vmm/machine.h"
 #include "vmm/machine_parts.h"
 #include "vmm/vtimer.h"
@@ -179,6 +180,12 @@ int machine__run(struct machine *m)
 	unsigned i;
 	char err[256];
 
+	m->start_ns = vclock__now_ns();
+	if (m->node_self == 0) {
+		m->status_socket = control_socket__start(m, err, sizeof(err));
+		if (!m->status_socket)
+			machine__log(m, "no status socket: %s", err);
+	}
 	machine__start_devices(m);
 	for (i = 0; i < m->nr_vcpus; i++) {
 		if (m->vcpus[i] && vcpu__start(m->vcpus[i]) < 0) {
@@ -208,6 +215,14 @@ int machine__run(struct machine *m)
 	}
 	wait_until(m, 0);
 	machine__resume(m);
+	if (cfg->print_stats && m->node_self == 0) {
+		static char text[NET_MAX_NODES * 2048 + 4096];
+
+		control_socket__status_text(m, text, sizeof(text));
+		fprintf(stderr, "krg-vmm: stats at exit:\n%s", text);
+	}
+	control_socket__stop(m->status_socket);
+	m->status_socket = NULL;
 	if (m->cluster) {
 		/* Every node stops; a vCPU blocked on a page or an I/O
 		 * reply from a node that is gone must be let go. */

@@ -7,6 +7,7 @@
 #include "vmm/agent.h"
 #include "vmm/cli.h"
 #include "vmm/cluster_launch.h"
+#include "vmm/control_socket.h"
 #include "vmm/machine.h"
 
 /* Signals are taken synchronously by the machine's signal thread; every
@@ -67,6 +68,8 @@ int main(int argc, char **argv)
 		return cluster_launch__node(argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "agent"))
 		return agent__main(argc - 2, argv + 2);
+	if (argc >= 2 && !strcmp(argv[1], "status"))
+		return control_socket__client(argc - 2, argv + 2);
 	if (cli__parse(argc, argv, &cfg, &verb, err, sizeof(err)) < 0) {
 		fprintf(stderr, "krg-vmm: %s\n", err);
 		return KRG_EXIT_USAGE;

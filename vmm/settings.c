@@ -203,6 +203,16 @@ static int set_restore(struct vm_config *cfg, const char *v, const char *base,
 	return set_path(cfg->state_in, "restore", v, base, err, errlen);
 }
 
+static int set_stats(struct vm_config *cfg, const char *v, const char *base,
+		     char *err, size_t errlen)
+{
+	if (settings__parse_bool(v, &cfg->print_stats) < 0) {
+		errf(err, errlen, "invalid stats value '%s'", v);
+		return -1;
+	}
+	return 0;
+}
+
 static int set_cluster_key(struct vm_config *cfg, const char *v,
 			   const char *base, char *err, size_t errlen)
 {
@@ -453,6 +463,7 @@ static const struct setting table[] = {
 	{ "nodes", "nodes", "LIST", set_nodes, 0, "local-nodes" },
 	{ "local-nodes", "local-nodes", "N", set_local_nodes, 0, "nodes" },
 	{ "cluster-key", "cluster-key", "FILE", set_cluster_key, 0, NULL },
+	{ "stats", "stats", NULL, set_stats, SETTING_FLAG, NULL },
 	{ "pvm-profile", "pvm-profile", "MODE", set_pvm_profile, 0, NULL },
 	{ "save-after", "save-after", "MS", set_save_after, 0, NULL },
 	{ "save-to", "save-to", "FILE", set_save_to, 0, NULL },

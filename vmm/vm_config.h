@@ -43,6 +43,7 @@ struct vm_config {
 	 * then holds the single default "local"). */
 	unsigned local_nodes;
 	char cluster_key[VM_PATH_MAX];    /* --cluster-key FILE (remote nodes) */
+	bool print_stats;                 /* --stats: counters at exit */
 };
 
 #endif

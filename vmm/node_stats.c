@@ -1,0 +1,120 @@
+#include "vmm/node_stats.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dsm/dsm_msg.h"
+#include "vcpu/vcpu.h"
+#include "vmm/machine.h"
+#include "vmm/vtimer.h"
+
+void node_stats__collect(struct machine *m, struct node_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->version = NODE_STATS_VERSION;
+	out->node = m->node_self;
+	out->nr_local_vcpus = m->nr_local_vcpus;
+	out->uptime_ms = (vclock__now_ns() - m->start_ns) / 1000000;
+	for (unsigned i = 0; i < m->nr_vcpus; i++) {
+		const struct vcpu *v = m->vcpus ? m->vcpus[i] : NULL;
+
+		if (!v)
+			continue;
+		/* Plain counters written by their vCPU thread: a status
+		 * snapshot may be a moment stale, never wrong by more. */
+		out->vcpu_exits += v->stats.exits;
+		out->vcpu_injected += v->stats.injected;
+	}
+	if (m->dsm)
+		dsm_mem__stats(m->dsm, &out->dsm);
+	if (m->irq_remote)
+		irq_remote__get_stats(m->irq_remote, &out->irq);
+	if (m->io_client)
+		io_forward__client_stats(m->io_client, &out->io);
+	else if (m->io_server)
+		io_forward__server_stats(m->io_server, &out->io);
+}
+
+int node_stats__check(const void *buf, size_t len, unsigned from,
+		      struct node_stats *out)
+{
+	if (len != sizeof(*out))
+		return -1;
+	memcpy(out, buf, sizeof(*out));
+	if (out->version != NODE_STATS_VERSION || out->node != from)
+		return -1;
+	return 0;
+}
+
+static size_t add(char *buf, size_t size, size_t n, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static size_t add(char *buf, size_t size, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	if (n >= size)
+		return n;
+	va_start(ap, fmt);
+	r = vsnprintf(buf + n, size - n, fmt, ap);
+	va_end(ap);
+	return r < 0 ? n : n + (size_t)r;
+}
+
+size_t node_stats__format(const struct node_stats *s, const char *addr,
+			  char *buf, size_t size)
+{
+	const struct dsm_mem_stats *d = &s->dsm;
+	size_t n = 0;
+	unsigned t;
+
+	n = add(buf, size, n, "node %u (%s): %u vCPUs, up %llu ms, %llu exits, "
+		"%llu interrupts injected\n", s->node, addr, s->nr_local_vcpus,
+		(unsigned long long)s->uptime_ms,
+		(unsigned long long)s->vcpu_exits,
+		(unsigned long long)s->vcpu_injected);
+	n = add(buf, size, n, "  dsm: faults read %llu write %llu (local %llu, "
+		"write-protect %llu), invalidations %llu, pages sent %llu "
+		"received %llu, bytes sent %llu received %llu\n",
+		(unsigned long long)d->read_faults,
+		(unsigned long long)d->write_faults,
+		(unsigned long long)d->core.local_faults,
+		(unsigned long long)d->wp_faults,
+		(unsigned long long)d->invalidations,
+		(unsigned long long)d->pages_sent,
+		(unsigned long long)d->pages_received,
+		(unsigned long long)d->bytes_sent,
+		(unsigned long long)d->bytes_received);
+	n = add(buf, size, n, "  dsm fault latency: %llu faults, p50 <= %llu us, "
+		"p99 <= %llu us, max %llu us; histogram (us bucket: count):",
+		(unsigned long long)d->lat_count,
+		(unsigned long long)dsm_mem__lat_quantile_us(d, 0.5),
+		(unsigned long long)dsm_mem__lat_quantile_us(d, 0.99),
+		(unsigned long long)(d->lat_max_ns / 1000));
+	for (unsigned b = 0; b < DSM_MEM_LAT_BUCKETS; b++)
+		if (d->lat_hist[b])
+			n = add(buf, size, n, " <%llu:%llu",
+				(unsigned long long)(1ull << b),
+				(unsigned long long)d->lat_hist[b]);
+	n = add(buf, size, n, "\n  dsm messages sent/received by type:");
+	for (t = 0; t < DSM_MSG_NR_TYPES; t++)
+		if (d->core.msgs_sent[t] || d->core.msgs_received[t])
+			n = add(buf, size, n, " %s %llu/%llu",
+				dsm_msg__type_name(DSM_MSG_READ_REQ + t),
+				(unsigned long long)d->core.msgs_sent[t],
+				(unsigned long long)d->core.msgs_received[t]);
+	n = add(buf, size, n, "\n  interrupts: delivered to other nodes %llu, "
+		"from other nodes %llu, address updates %llu/%llu, level EOIs "
+		"%llu/%llu; I/O forwarded %llu (timeouts %llu)\n",
+		(unsigned long long)s->irq.deliver_out,
+		(unsigned long long)s->irq.deliver_in,
+		(unsigned long long)s->irq.addr_out,
+		(unsigned long long)s->irq.addr_in,
+		(unsigned long long)s->irq.eoi_out,
+		(unsigned long long)s->irq.eoi_in,
+		(unsigned long long)s->io.requests,
+		(unsigned long long)s->io.timeouts);
+	return n;
+}
