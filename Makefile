@@ -4,6 +4,7 @@
 #   make check      unit + integration tests (sanitizer build)
 #   make check-stock  the long test: Debian's stock kernel on 1 and 2 vCPUs (not in CI)
 #   make check-cluster-long  the cluster test with 10^6-iteration coherence workloads
+#   make check-stock-cluster  the stock kernel across 2 local nodes (long)
 #   make bench      microbenchmarks against QEMU, see bench/RESULTS.md
 # `run` and `check` first install missing Debian packages (.ci/install-deps.sh).
 CC      ?= gcc
@@ -28,7 +29,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 
 lib_objs = $(patsubst %.c,$(1)/obj/%.o,$(LIB_SRCS))
 
-.PHONY: all san deps run check check-unit check-integration check-stock check-cluster-long bench guest clean
+.PHONY: all san deps run check check-unit check-integration check-stock check-stock-cluster check-cluster-long bench guest clean
 all: krg-vmm guest
 
 krg-vmm: $(BUILD)/krg-vmm
@@ -78,6 +79,10 @@ check-integration: $(SAN_BUILD)/krg-vmm guest
 
 check-stock: krg-vmm
 	tests/stock/run.sh
+
+# The stock kernel as one guest over 2 local nodes (2 vCPUs, one per node).
+check-stock-cluster: krg-vmm
+	KRG_STOCK_SMP=2 KRG_STOCK_NODES=2 tests/stock/run.sh
 
 # The cluster test with the coherence workloads at 10^6 iterations each
 # (store buffering 5 * 10^4: every round moves pages between nodes).

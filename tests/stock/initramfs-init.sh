@@ -37,6 +37,11 @@ echo "KRG-STOCK: uname=$release"
 echo "KRG-STOCK: nproc=$(nproc)"
 echo "KRG-STOCK: memtotal_kb=$memtotal_kb"
 echo "KRG-STOCK: online=$online"
+# NUMA nodes the kernel sees (a cluster VM shows one per cluster node);
+# a glob, not ls: no process.
+set -- /sys/devices/system/node/node[0-9]*
+[ -e "$1" ] || set --
+echo "KRG-STOCK: numa_nodes=$#"
 echo "KRG-STOCK: uptime_s=$uptime"
 echo "KRG-STOCK: shell-ready"
 

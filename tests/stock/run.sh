@@ -15,6 +15,9 @@
 #                       the guest kernel does not gunzip it in emulated code)
 #   KRG_STOCK_QEMU=0    skip the QEMU reference (also skipped without QEMU)
 #   KRG_STOCK_HEARTBEAT seconds between progress lines (default 60)
+#   KRG_STOCK_NODES     run each boot as a cluster VM of that many local
+#                       nodes (--local-nodes; default 1 = one process); the
+#                       guest must then see as many NUMA nodes
 set -euo pipefail
 
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -84,18 +87,31 @@ if ((qemu)); then
 fi
 
 status=0
+nodes=${KRG_STOCK_NODES:-1}
+[[ $nodes =~ ^[1-9][0-9]*$ ]] || stock_die "KRG_STOCK_NODES must be a node count"
+node_args=()
+suffix=
+if ((nodes > 1)); then
+	node_args=(--local-nodes "$nodes" --stats)
+	suffix=-nodes$nodes
+fi
 for n in "${cpus[@]}"; do
-	log=$STOCK_WORK/krg-smp$n.log
-	stock_say "stock: booting under krg-vmm, smp=$n (timeout ${tmo}s, log $log)"
+	log=$STOCK_WORK/krg-smp$n$suffix.log
+	stock_say "stock: booting under krg-vmm, smp=$n, $nodes node(s) (timeout ${tmo}s, log $log)"
 	# -no-reboot as for QEMU: with panic=-1 a panicking guest resets, and a
 	# reset must end the run rather than boot again for the rest of the hour.
-	stock_boot "krg-vmm smp$n" "$tmo" 2 "$log" \
+	stock_boot "krg-vmm smp$n$suffix" "$tmo" 2 "$log" \
 		"$KRG_VMM" launch -m "$STOCK_MEM_MIB" -smp "$n" -no-reboot \
+		"${node_args[@]}" \
 		-kernel "$STOCK_WORK/vmlinuz" -initrd "$initrd" -append "$append"
 	stock_verdict "$log" "$n"
+	if ((nodes > 1)) && [[ $(stock_marker "$log" numa_nodes) != "$nodes" ]]; then
+		STOCK_VERDICT=FAIL
+		STOCK_FAILS+=$'\n'"FAIL: numa_nodes='$(stock_marker "$log" numa_nodes)', expected $nodes"
+	fi
 	[[ $STOCK_VERDICT == PASS ]] || status=1
 
-	line="smp=$n krg-vmm: $STOCK_VERDICT in ${STOCK_ELAPSED}s (exit $STOCK_RC)"
+	line="smp=$n nodes=$nodes krg-vmm: $STOCK_VERDICT in ${STOCK_ELAPSED}s (exit $STOCK_RC)"
 	if ((qemu)); then
 		line+="; qemu-tcg bzImage ${q_bz[$n]}s ($(ratio "$STOCK_ELAPSED" "${q_bz[$n]}"))"
 		line+=", vmlinux/PVH ${q_pvh[$n]:-n/a}s ($(ratio "$STOCK_ELAPSED" "${q_pvh[$n]:-0}"))"
