@@ -33,7 +33,9 @@ done
 tmo=${KRG_STOCK_TIMEOUT:-3600}
 [[ $tmo =~ ^[1-9][0-9]*$ ]] || stock_die "KRG_STOCK_TIMEOUT must be seconds"
 append=${KRG_STOCK_APPEND:-console=ttyS0 quiet panic=-1 krg.autotest=1}
-stock_need_artifacts || "$STOCK_DIR/prepare.sh"
+# prepare.sh is cheap when everything is fresh, and rebuilds the initramfs
+# when its init script changed.
+"$STOCK_DIR/prepare.sh"
 initrd=${KRG_STOCK_INITRD:-$STOCK_WORK/initramfs.cpio}
 [[ -s $initrd ]] || stock_die "$initrd missing"
 
