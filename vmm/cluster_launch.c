@@ -115,7 +115,8 @@ static void block_signals(void)
 
 /* Node 0 once every other node process runs: assemble the VM (diagram in
  * cluster.h) and run it.  Returns the exit status. */
-static int run_node0(struct vm_config *cfg, const struct node_args *a0)
+static int run_node0(struct vm_config *cfg, const struct node_args *a0,
+		     bool *reset)
 {
 	static struct vm_description d;
 	struct machine *m = NULL;
@@ -162,12 +163,17 @@ static int run_node0(struct vm_config *cfg, const struct node_args *a0)
 	if (cluster__send_start(c, err, sizeof(err)) < 0)
 		goto fail;
 	status = machine__run(m);
-	cluster__broadcast_stop(c, status, m->stop_reason);
+	/* A guest reset restarts the whole cluster VM from scratch, as a
+	 * power cycle (the caller starts the nodes again). */
+	*reset = m->reset_requested && status == KRG_EXIT_OK;
+	cluster__broadcast_stop(c, status, *reset ? "guest reset" :
+							  m->stop_reason);
 	finish(c, &ref, m);
 	return status;
 fail:
 	status = KRG_EXIT_FAILURE;
 fail_status:
+	*reset = false;
 	fprintf(stderr, "krg-vmm: %s\n", err);
 	if (c)
 		cluster__broadcast_stop(c, status, err);
@@ -180,16 +186,21 @@ int cluster_launch__local(struct vm_config *cfg)
 	struct local_cluster lc;
 	char err[512];
 	int status, children;
+	bool reset;
 
 	/* Children inherit the blocked set: block before forking. */
 	block_signals();
-	if (node_spawn__local(&lc, cfg->local_nodes, "/proc/self/exe", NULL,
-			      err, sizeof(err)) < 0) {
-		fprintf(stderr, "krg-vmm: %s\n", err);
-		return KRG_EXIT_FAILURE;
-	}
-	status = run_node0(cfg, &lc.node0);
-	children = node_spawn__reap(&lc, REAP_TIMEOUT_MS);
+	do {
+		if (node_spawn__local(&lc, cfg->local_nodes, "/proc/self/exe",
+				      NULL, err, sizeof(err)) < 0) {
+			fprintf(stderr, "krg-vmm: %s\n", err);
+			return KRG_EXIT_FAILURE;
+		}
+		status = run_node0(cfg, &lc.node0, &reset);
+		children = node_spawn__reap(&lc, REAP_TIMEOUT_MS);
+		if (reset)
+			fprintf(stderr, "krg-vmm: rebooting the cluster VM\n");
+	} while (reset && !children);
 	return status ? status : children;
 }
 
@@ -256,6 +267,9 @@ int cluster_launch__remote(struct vm_config *cfg)
 	struct agent_session *s;
 	char err[512], local_ip[64] = "0.0.0.0";
 	uint8_t token[16];
+	int status;
+
+	bool reset;
 
 	block_signals();
 	if (!cfg->cluster_key[0]) {
@@ -285,7 +299,13 @@ int cluster_launch__remote(struct vm_config *cfg)
 	if (agent__spawn(s, a0.cluster_id, a0.addrs, err, sizeof(err)) < 0)
 		goto fail;
 	agent__close(s);
-	return run_node0(cfg, &a0);
+	status = run_node0(cfg, &a0, &reset);
+	if (reset) {
+		/* Every node process ended: start them all again. */
+		fprintf(stderr, "krg-vmm: rebooting the cluster VM\n");
+		return cluster_launch__remote(cfg);
+	}
+	return status;
 fail:
 	fprintf(stderr, "krg-vmm: %s\n", err);
 	agent__close(s);

@@ -42,12 +42,15 @@ int machine__setup_layout(struct machine *m, const struct machine_node *node,
 
 	if (node->self == 0)
 		hide_kvmclock(m->cpuid);
-	if (node->self == 0)
-		return numa_layout__build(&m->layout,
-					  cluster__nr_nodes(m->cluster),
-					  m->nr_vcpus, m->mem.region, nr, NULL,
-					  err,
-					  errlen);
+	if (node->self == 0) {
+		if (numa_layout__build(&m->layout,
+				       cluster__nr_nodes(m->cluster),
+				       m->nr_vcpus, m->mem.region, nr, NULL,
+				       err, errlen) < 0)
+			return -1;
+		numa_layout__set_flat(&m->layout, m->cfg->numa_flat);
+		return 0;
+	}
 	/* Node 0's layout must describe exactly the RAM this node has. */
 	m->layout = node->layout;
 	return numa_layout__check(&m->layout, m->mem.region, nr, err, errlen);

@@ -213,6 +213,21 @@ static int set_stats(struct vm_config *cfg, const char *v, const char *base,
 	return 0;
 }
 
+static int set_numa(struct vm_config *cfg, const char *v, const char *base,
+		    char *err, size_t errlen)
+{
+	if (!strcmp(v, "nodes"))
+		cfg->numa_flat = false;
+	else if (!strcmp(v, "flat"))
+		cfg->numa_flat = true;
+	else {
+		errf(err, errlen, "invalid numa '%s' (expected nodes or flat)",
+		     v);
+		return -1;
+	}
+	return 0;
+}
+
 static int set_cluster_key(struct vm_config *cfg, const char *v,
 			   const char *base, char *err, size_t errlen)
 {
@@ -464,6 +479,7 @@ static const struct setting table[] = {
 	{ "local-nodes", "local-nodes", "N", set_local_nodes, 0, "nodes" },
 	{ "cluster-key", "cluster-key", "FILE", set_cluster_key, 0, NULL },
 	{ "stats", "stats", NULL, set_stats, SETTING_FLAG, NULL },
+	{ "numa", "numa", "MODE", set_numa, 0, NULL },
 	{ "pvm-profile", "pvm-profile", "MODE", set_pvm_profile, 0, NULL },
 	{ "save-after", "save-after", "MS", set_save_after, 0, NULL },
 	{ "save-to", "save-to", "FILE", set_save_to, 0, NULL },

@@ -44,6 +44,7 @@ struct vm_config {
 	unsigned local_nodes;
 	char cluster_key[VM_PATH_MAX];    /* --cluster-key FILE (remote nodes) */
 	bool print_stats;                 /* --stats: counters at exit */
+	bool numa_flat;                   /* --numa flat: one guest NUMA node */
 };
 
 #endif

@@ -61,8 +61,11 @@ log=$WORK/kill.log
 start_vmm "$log" launch --local-nodes 3 -smp 3 -m 128 -kernel "$GUEST" \
 	-append "test=coh-atomic iters=100000000 timeout=600"
 wait_log '^krg-test: smp: all 3 cpus up' "$log" 60
-victim=$(pgrep -f -- "--node-id 2 --nodes" || true)
+# Only this test's processes: other clusters may run on the machine.
+nodes_of() { pgrep -P "$1" -f -- "--node-id" || true; }
+victim=$(pgrep -P "$VMM_PID" -f -- "--node-id 2 --nodes" || true)
 [[ -n $victim ]] || fail "node 2's process not found"
+others=$(nodes_of "$VMM_PID")
 t0=$(now_ms)
 kill -9 $victim
 for ((i = 0; i < 100; i++)); do
@@ -77,7 +80,9 @@ assert_rc 1 "$log"
 assert_log '^krg-vmm: node 2 stopped answering' "$log"
 assert_log '^krg-vmm: node 1: node 2 stopped answering' "$log"
 sleep 1
-pgrep -f -- "--node-id [12] --nodes" >/dev/null && fail "a node process outlived the cluster"
+for p in $others; do
+	kill -0 "$p" 2>/dev/null && fail "node process $p outlived the cluster"
+done
 echo "  ok: node 2 killed: the others stopped in $dt ms naming it"
 
 # Garbage at a node's port: refused and logged, the guest finishes.
@@ -95,6 +100,25 @@ assert_rc 0 "$log"
 assert_log '^KRG-TEST PASS coh-atomic$' "$log"
 assert_log 'krg-vmm: net: node 1: .*127\.0\.0\.1' "$log"
 echo "  ok: garbage to node 1's port refused ($(grep -c 'krg-vmm: net: node 1:' "$log") log lines), the guest passed"
+
+# A guest reset (port 0xcf9) with --on-reset reboot restarts every node;
+# SIGTERM to node 0 then ends them all with status 0.
+log=$WORK/reset.log
+start_vmm "$log" launch --local-nodes 2 -smp 2 -m 128 -kernel "$GUEST" \
+	-append "test=reset reset_delay=1000" --on-reset reboot
+wait_log '^krg-test: reset: in 1000 ms' "$log" 60 2
+others=$(nodes_of "$VMM_PID")
+kill -TERM "$VMM_PID"
+RC=0
+wait "$VMM_PID" || RC=$?
+assert_rc 0 "$log"
+[[ $(grep -c '^krg-test: cpu 1 up$' "$log") -ge 2 ]] || fail "vCPU 1 (node 1) did not come up again after the reset"
+assert_log '^krg-vmm: rebooting the cluster VM$' "$log"
+sleep 1
+for p in $others; do
+	kill -0 "$p" 2>/dev/null && fail "node process $p outlived the cluster"
+done
+echo "  ok: reset with reboot restarts both nodes (vCPU 1 up again); SIGTERM -> exit 0"
 
 # Two network namespaces, a veth pair, an agent in the second one.
 if ! ip netns add krg-t0-$$ 2>/dev/null; then
