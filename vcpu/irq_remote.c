@@ -495,9 +495,10 @@ static int on_ack(struct irq_remote *ir, unsigned sender, const uint8_t *p,
 		return -EPROTO;
 	}
 	ir->v[vcpu].acked[sender] = seq;
+	/* Counted before the waiter wakes: its stats then include the ack. */
+	atomic_fetch_add(&ir->st.acks_in, 1);
 	pthread_cond_broadcast(&ir->cond);
 	pthread_mutex_unlock(&ir->lock);
-	atomic_fetch_add(&ir->st.acks_in, 1);
 	return 0;
 }
 
