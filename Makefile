@@ -6,6 +6,7 @@
 #   make check-cluster-long  the cluster test with 10^6-iteration coherence workloads
 #   make check-stock-cluster  the stock kernel across 2 local nodes (long)
 #   make bench      microbenchmarks against QEMU, see bench/RESULTS.md
+#   make bench-cluster  cluster benchmarks (2 nodes on loopback), see bench/README.md
 # `run` and `check` first install missing Debian packages (.ci/install-deps.sh).
 CC      ?= gcc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
@@ -29,7 +30,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 
 lib_objs = $(patsubst %.c,$(1)/obj/%.o,$(LIB_SRCS))
 
-.PHONY: all san deps run check check-unit check-integration check-stock check-stock-cluster check-cluster-long bench guest clean
+.PHONY: all san deps run check check-unit check-integration check-stock check-stock-cluster check-cluster-long bench bench-cluster guest clean
 all: krg-vmm guest
 
 krg-vmm: $(BUILD)/krg-vmm
@@ -91,6 +92,10 @@ check-cluster-long: $(SAN_BUILD)/krg-vmm guest
 
 bench: krg-vmm guest
 	bench/run.sh
+
+# Not a test and not in CI: builds its floor programs into build/bench/.
+bench-cluster: krg-vmm guest
+	bench/cluster.sh
 
 -include tests/guest/guest.mk
 

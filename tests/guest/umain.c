@@ -59,6 +59,10 @@ static const struct test tests[] = {
 	{ "bench-syscall", bench_syscall, 1 },
 	{ "bench-ipi", bench_ipi, 2 },
 	{ "bench-timer", bench_timer, 1 },
+	{ "bench-dsm", bench_dsm, 2 },
+	{ "bench-compute", bench_compute, 1 },
+	{ "bench-idle", bench_idle, 1 },
+	{ "bench-idle-quiet", bench_idle_quiet, 1 },
 };
 #define NTESTS (sizeof(tests) / sizeof(tests[0]))
 
@@ -322,7 +326,8 @@ static void make_plan(void)
 	} else if (!plan_add(opts.test)) {
 		fail("unknown test (smp ipi timer ioapic all work spin fallback "
 		     "triplefault reset hltwake bench bench-pio bench-mmio bench-syscall "
-		     "bench-ipi bench-timer coherence coh-atomic coh-spinlock coh-mp "
+		     "bench-ipi bench-timer bench-dsm bench-compute bench-idle "
+		     "bench-idle-quiet coherence coh-atomic coh-spinlock coh-mp "
 		     "coh-sb coh-falseshare coh-sb-nofence)");
 	}
 	for (unsigned i = 0; i < nplan; i++)

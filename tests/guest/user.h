@@ -187,5 +187,10 @@ void bench_mmio(unsigned cpu);
 void bench_syscall(unsigned cpu);
 void bench_ipi(unsigned cpu);
 void bench_timer(unsigned cpu);
+/* bench_dsm.c: cluster benchmarks (bench/cluster.sh) */
+void bench_dsm(unsigned cpu);
+void bench_compute(unsigned cpu);
+void bench_idle(unsigned cpu);
+void bench_idle_quiet(unsigned cpu);
 
 #endif
