@@ -69,7 +69,7 @@
 #define PCPU_PV_EOI_HITS 120
 #define PCPU_IPICNT	128	/* uint32_t[MAXCPU], indexed by sender */
 #define PCPU_PROBE	384	/* VEC_PROBE snapshot: isr[8], irr[8], ppr, count */
-#define PCPU_SIZE	512
+#define PCPU_SIZE	4096	/* a page each: no two CPUs share one (a cluster moves pages) */
 
 /* Syscall numbers (rax); arguments in rdi, rsi, rdx; result in rax. */
 #define SYS_EXIT	0	/* (code): write code to port 0xf4 */

@@ -31,7 +31,7 @@ struct pcpu {
 	/* Written by the VEC_PROBE handler: the LAPIC as the CPU sees it. */
 	volatile uint32_t probe_isr[8], probe_irr[8], probe_ppr, probe_count;
 	uint8_t pad2[PCPU_SIZE - PCPU_PROBE - 4 * 18];
-} __attribute__((aligned(64)));
+} __attribute__((aligned(4096)));
 
 _Static_assert(offsetof(struct pcpu, kstack_top) == PCPU_KSTACK, "pcpu");
 _Static_assert(offsetof(struct pcpu, user_rsp) == PCPU_USER_RSP, "pcpu");
