@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "net/net_msg.h"
+#include "net/net_sock.h"
 #include "vmm/bytes.h"
 #include "vmm/errf.h"
 
@@ -41,27 +42,6 @@ static uint64_t agent_cluster_id(void)
 	static const char tag[] = "krg-vmm agent control v1";
 
 	return net_auth__cluster_id(tag, sizeof(tag) - 1);
-}
-
-static int split_addr(const char *addr, char *host, size_t hl, char *port,
-		      size_t pl)
-{
-	const char *colon = strrchr(addr, ':');
-	size_t n;
-
-	if (!colon || !colon[1])
-		return -1;
-	n = (size_t)(colon - addr);
-	if (addr[0] == '[' && n >= 2 && addr[n - 1] == ']') {
-		addr++;
-		n -= 2;
-	}
-	if (n == 0 || n >= hl || strlen(colon + 1) >= pl)
-		return -1;
-	memcpy(host, addr, n);
-	host[n] = '\0';
-	snprintf(port, pl, "%s", colon + 1);
-	return 0;
 }
 
 static int conn_send(struct agent_conn *c, unsigned type, const void *p,
@@ -138,33 +118,6 @@ static int conn_recv(struct agent_conn *c, unsigned want, void *payload,
 
 /* ---- agent side ---- */
 
-static int listen_on(const char *host, const char *port, char *err,
-		     size_t errlen)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC,
-				  .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE }, *ai = NULL;
-	int fd = -1, one = 1, rc = getaddrinfo(host, port, &hints, &ai);
-
-	if (rc) {
-		errf(err, errlen, "cannot resolve %s: %s", host,
-		     gai_strerror(rc));
-		return -1;
-	}
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0) {
-		errf(err, errlen, "cannot listen on %s:%s: %s", host, port,
-		     strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(ai);
-	return fd;
-}
-
 static void key_hex(const struct net_key *key, char *hex, size_t size)
 {
 	size_t n = 0;
@@ -203,7 +156,7 @@ static void serve(int fd, const struct net_key *key, const char *host,
 	    len != 2)
 		goto fail;
 	node = get_le16(buf);
-	lfd = listen_on(host, "0", err, sizeof(err));
+	lfd = net_sock__listen(host, "0", NULL, 0, err, sizeof(err));
 	if (lfd < 0 || node == 0 || node >= NET_MAX_NODES ||
 	    getsockname(lfd, (struct sockaddr *)&ss, &sl) < 0)
 		goto fail;
@@ -262,7 +215,7 @@ int agent__main(int argc, char *const argv[])
 			"HOST:PORT --cluster-key FILE\n");
 		return 2;
 	}
-	if (split_addr(listen_addr, host, sizeof(host), port, sizeof(port))) {
+	if (net_sock__split_addr(listen_addr, host, sizeof(host), port, sizeof(port))) {
 		fprintf(stderr, "krg-vmm: agent: invalid address '%s' (want "
 			"HOST:PORT)\n", listen_addr);
 		return 2;
@@ -271,7 +224,7 @@ int agent__main(int argc, char *const argv[])
 		fprintf(stderr, "krg-vmm: agent: %s\n", err);
 		return 2;
 	}
-	lfd = listen_on(host, port, err, sizeof(err));
+	lfd = net_sock__listen(host, port, NULL, 0, err, sizeof(err));
 	if (lfd < 0) {
 		fprintf(stderr, "krg-vmm: agent: %s\n", err);
 		return 1;
@@ -318,7 +271,7 @@ static int dial(const char *addr, char *err, size_t errlen)
 				  .ai_socktype = SOCK_STREAM }, *ai = NULL;
 	int fd = -1, one = 1, rc;
 
-	if (split_addr(addr, host, sizeof(host), port, sizeof(port))) {
+	if (net_sock__split_addr(addr, host, sizeof(host), port, sizeof(port))) {
 		errf(err, errlen, "invalid agent address '%s'", addr);
 		return -1;
 	}
@@ -384,7 +337,7 @@ struct agent_session *agent__prepare(const char *const agents[],
 			errf(err, errlen, "agent %s: %s", agents[i], why);
 			goto fail;
 		}
-		split_addr(agents[i], host, sizeof(host), port, sizeof(port));
+		net_sock__split_addr(agents[i], host, sizeof(host), port, sizeof(port));
 		snprintf(mesh[i], 64, strchr(host, ':') ? "[%s]:%u" : "%s:%u",
 			 host, get_le16(reply));
 		if (i == 1 && local_ip) {

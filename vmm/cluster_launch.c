@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "net/net_sock.h"
 #include "vmm/agent.h"
 #include "vmm/cluster.h"
 #include "vmm/machine.h"
@@ -209,55 +210,18 @@ int cluster_launch__local(struct vm_config *cfg)
 static int listen_node0(const char *entry, const char *local_ip, char *addr,
 			size_t addrlen, char *err, size_t errlen)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC,
-				  .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE }, *ai = NULL;
 	char host[256], port[32];
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	int fd, one = 1;
-	const char *colon = strrchr(entry, ':');
 
-	if (!strcmp(entry, "local")) {
-		snprintf(host, sizeof(host), "%s", local_ip);
-		snprintf(port, sizeof(port), "0");
-	} else if (colon) {
-		size_t n = (size_t)(colon - entry);
-		const char *h = entry;
-
-		if (entry[0] == '[' && n >= 2) {
-			h++;
-			n -= 2;
-		}
-		snprintf(host, sizeof(host), "%.*s", (int)n, h);
-		snprintf(port, sizeof(port), "%s", colon + 1);
-	} else {
+	if (!strcmp(entry, "local"))
+		return net_sock__listen(local_ip, "0", addr, addrlen, err,
+					errlen);
+	if (net_sock__split_addr(entry, host, sizeof(host), port,
+				 sizeof(port)) < 0) {
 		snprintf(err, errlen, "node 0 address '%s': want local or "
 			 "HOST:PORT", entry);
 		return -1;
 	}
-	if (getaddrinfo(host, port, &hints, &ai)) {
-		snprintf(err, errlen, "cannot resolve %s", host);
-		return -1;
-	}
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
-		snprintf(err, errlen, "node 0 cannot listen on %s:%s: %s", host,
-			 port, strerror(errno));
-		freeaddrinfo(ai);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	freeaddrinfo(ai);
-	snprintf(addr, addrlen, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
-		 host, ss.ss_family == AF_INET6 ?
-			       ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) :
-			       ntohs(((struct sockaddr_in *)&ss)->sin_port));
-	return fd;
+	return net_sock__listen(host, port, addr, addrlen, err, errlen);
 }
 
 int cluster_launch__remote(struct vm_config *cfg)

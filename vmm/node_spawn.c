@@ -15,30 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net/net_sock.h"
 #include "vmm/errf.h"
-
-static int listen_loopback(char *addr, size_t addrlen, char *err,
-			   size_t errlen)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t sl = sizeof(sa);
-	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
-				 sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, 64) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
-		errf(err, errlen, "cannot listen on 127.0.0.1: %s",
-		     strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	snprintf(addr, addrlen, "127.0.0.1:%u", ntohs(sa.sin_port));
-	return fd;
-}
 
 /* The key goes to the child through a pipe it inherits: never argv. */
 static int key_pipe(const struct net_key *key)
@@ -134,8 +112,8 @@ int node_spawn__local(struct local_cluster *lc, unsigned nr_nodes,
 		a->cluster_id = net_auth__cluster_id(token, sizeof(token));
 	}
 	for (i = 0; i < nr_nodes; i++) {
-		fds[i] = listen_loopback(a->addrs[i], sizeof(a->addrs[i]), err,
-					 errlen);
+		fds[i] = net_sock__listen("127.0.0.1", "0", a->addrs[i],
+					  sizeof(a->addrs[i]), err, errlen);
 		if (fds[i] < 0)
 			goto fail;
 	}
