@@ -224,6 +224,36 @@ static void print_pvm_summary(struct machine *m,
 	fprintf(stderr, "%s\n", line);
 }
 
+/* A cluster guest has no kvmclock (vmm/machine_cluster.c) and keeps time
+ * with the TSC, which is the same on every node of a host.  Linux would
+ * otherwise distrust it (its clocksource watchdog misjudges emulated,
+ * slow kernel code as TSC skew) and fall back to the ACPI PM timer: a port
+ * read per clock read, forwarded to node 0 from every other node. */
+static void cluster_time_switch(struct machine *m)
+{
+	size_t len = strlen(m->kernel_cmdline);
+	static const char sw[] = "tsc=reliable";
+
+	char *init_args = strstr(m->kernel_cmdline, " -- ");
+
+	if (strstr(m->kernel_cmdline, "tsc=") ||
+	    len + sizeof(sw) + 1 > sizeof(m->kernel_cmdline))
+		return;
+	if (init_args) {
+		/* Before "--": what follows belongs to init. */
+		memmove(init_args + sizeof(sw), init_args,
+			len - (size_t)(init_args - m->kernel_cmdline) + 1);
+		init_args[0] = ' ';
+		memcpy(init_args + 1, sw, sizeof(sw) - 1);
+	} else {
+		snprintf(m->kernel_cmdline + len,
+			 sizeof(m->kernel_cmdline) - len, "%s%s",
+			 len ? " " : "", sw);
+	}
+	machine__log(m, "cluster VM: kernel command line += %s (guest time "
+		     "from the TSC, the same on every node of a host)", sw);
+}
+
 static int load_linux(struct machine *m, const struct e820_table *e820,
 		      uint64_t rsdp, char *err, size_t errlen)
 {
@@ -257,6 +287,8 @@ static int load_linux(struct machine *m, const struct e820_table *e820,
 			     "guest kernel code)",
 			     (unsigned long long)(PVM_TIMER_MIN_GAP_NS / 1000000));
 	}
+	if (m->cluster)
+		cluster_time_switch(m);
 	if (linux_boot__load(&m->mem, &in, e820, &m->boot, &out, err, errlen) <
 	    0)
 		return KRG_EXIT_USAGE;
