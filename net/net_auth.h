@@ -83,6 +83,10 @@ int net_auth__key_generate(struct net_key *key, char *err, size_t errlen);
 int net_auth__key_write(const struct net_key *key, const char *path,
 			char *err, size_t errlen);
 void net_auth__key_wipe(struct net_key *key);
+/* The read end of a pipe holding the key as hex (what a key file holds),
+ * for a child process to read with its descriptor: keys never go on a
+ * command line.  -1 with errno. */
+int net_auth__key_pipe(const struct net_key *key);
 
 /* A 64-bit cluster id from any bytes (e.g. a VM name plus a random launch
  * token), so two clusters sharing a key and host never accept each other. */

@@ -118,14 +118,6 @@ static int conn_recv(struct agent_conn *c, unsigned want, void *payload,
 
 /* ---- agent side ---- */
 
-static void key_hex(const struct net_key *key, char *hex, size_t size)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < key->len && n + 3 <= size; i++, n += 2)
-		snprintf(hex + n, 3, "%02x", key->bytes[i]);
-}
-
 /* In a child of the agent: one launcher, one node; ends in exec. */
 static void serve(int fd, const struct net_key *key, const char *host,
 		  const char *peer_name)
@@ -141,8 +133,7 @@ static void serve(int fd, const struct net_key *key, const char *host,
 	uint32_t len = sizeof(buf);
 	unsigned node;
 	uint64_t cid;
-	int lfd, p[2];
-	char hex[2 * NET_KEY_MAX + 1];
+	int lfd, kfd;
 
 	if (net_auth__accept(fd, &hs, err, sizeof(err)) < 0) {
 		fprintf(stderr, "krg-vmm agent: refused %s: %s\n", peer_name,
@@ -172,17 +163,14 @@ static void serve(int fd, const struct net_key *key, const char *host,
 	snprintf(nodes, sizeof(nodes), "%.*s", (int)(len - 8),
 		 (const char *)buf + 8);
 	put_le32(out, (uint32_t)getpid());
-	if (conn_send(&c, AGENT_T_SPAWNED, out, 4) < 0 || pipe(p) < 0)
+	if (conn_send(&c, AGENT_T_SPAWNED, out, 4) < 0 ||
+	    (kfd = net_auth__key_pipe(key)) < 0)
 		goto fail;
-	key_hex(key, hex, sizeof(hex));
-	if (write(p[1], hex, strlen(hex)) != (ssize_t)strlen(hex))
-		goto fail;
-	close(p[1]);
 	close(fd);
 	fprintf(stderr, "krg-vmm agent: starting node %u of cluster %016" PRIx64
 		" for %s\n", node, cid, peer_name);
 	snprintf(lfd_s, sizeof(lfd_s), "%d", dup(lfd));
-	snprintf(kfd_s, sizeof(kfd_s), "%d", p[0]);
+	snprintf(kfd_s, sizeof(kfd_s), "%d", kfd);
 	snprintf(id_s, sizeof(id_s), "%u", node);
 	snprintf(cid_s, sizeof(cid_s), "%016" PRIx64, cid);
 	execl("/proc/self/exe", "krg-vmm", "node", "--node-id", id_s,

@@ -100,20 +100,6 @@ static void finish(struct cluster *c, machine_ref *ref, struct machine *m)
 	machine__destroy(m);
 }
 
-static void block_signals(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGQUIT);
-	sigaddset(&set, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
 /* Node 0 once every other node process runs: assemble the VM (diagram in
  * cluster.h) and run it.  Returns the exit status. */
 static int run_node0(struct vm_config *cfg, const struct node_args *a0,
@@ -190,7 +176,7 @@ int cluster_launch__local(struct vm_config *cfg)
 	bool reset;
 
 	/* Children inherit the blocked set: block before forking. */
-	block_signals();
+	machine__block_signals();
 	do {
 		if (node_spawn__local(&lc, cfg->local_nodes, "/proc/self/exe",
 				      NULL, err, sizeof(err)) < 0) {
@@ -235,7 +221,7 @@ int cluster_launch__remote(struct vm_config *cfg)
 
 	bool reset;
 
-	block_signals();
+	machine__block_signals();
 	if (!cfg->cluster_key[0]) {
 		fprintf(stderr, "krg-vmm: nodes on other hosts need "
 			"--cluster-key FILE (the same key as their agents)\n");
@@ -288,7 +274,7 @@ int cluster_launch__node(int argc, char *const argv[])
 	char err[512];
 	int status = KRG_EXIT_FAILURE;
 
-	block_signals();
+	machine__block_signals();
 	if (node_spawn__parse_args(argc, argv, &a, err, sizeof(err)) < 0) {
 		fprintf(stderr, "krg-vmm: %s\n", err);
 		return KRG_EXIT_USAGE;

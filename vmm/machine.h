@@ -161,6 +161,11 @@ void machine__quiesce(struct machine *m);
  * returns the process exit status.  Handles reset per cfg->on_reset. */
 int machine__run(struct machine *m);
 
+/* Before any thread starts: the machine's signal thread takes SIGINT,
+ * SIGTERM, SIGHUP and SIGQUIT synchronously, SIGUSR1 kicks vCPUs, every
+ * thread created afterwards inherits the mask; SIGPIPE is ignored. */
+void machine__block_signals(void);
+
 /* Called by any thread: stop the VM with this exit status. */
 void machine__request_stop(struct machine *m, int status, const char *fmt,
 			   ...) __attribute__((format(printf, 3, 4)));

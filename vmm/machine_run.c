@@ -13,6 +13,20 @@
 #include "vmm/machine_parts.h"
 #include "vmm/vtimer.h"
 
+void machine__block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
 void machine__request_stop(struct machine *m, int status, const char *fmt, ...)
 {
 	va_list ap;

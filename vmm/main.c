@@ -10,22 +10,6 @@
 #include "vmm/control_socket.h"
 #include "vmm/machine.h"
 
-/* Signals are taken synchronously by the machine's signal thread; every
- * thread created from here on inherits this mask. */
-static void block_signals(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGQUIT);
-	sigaddset(&set, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
 static int launch(struct vm_config *cfg)
 {
 	char err[512];
@@ -36,7 +20,7 @@ static int launch(struct vm_config *cfg)
 		return cluster_launch__local(cfg);
 	if (cfg->nr_nodes > 1)
 		return cluster_launch__remote(cfg);
-	block_signals();
+	machine__block_signals();
 	for (;;) {
 		bool reset;
 

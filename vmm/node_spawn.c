@@ -18,28 +18,6 @@
 #include "net/net_sock.h"
 #include "vmm/errf.h"
 
-/* The key goes to the child through a pipe it inherits: never argv. */
-static int key_pipe(const struct net_key *key)
-{
-	int p[2];
-
-	char hex[2 * NET_KEY_MAX];
-	size_t n = 0;
-
-	/* As hex, so the child parses it exactly as a key file. */
-	for (size_t i = 0; i < key->len && n + 2 <= sizeof(hex); i++, n += 2)
-		snprintf(hex + n, 3, "%02x", key->bytes[i]);
-	if (pipe(p) < 0)
-		return -1;
-	if (write(p[1], hex, n) != (ssize_t)n) {
-		close(p[0]);
-		close(p[1]);
-		return -1;
-	}
-	close(p[1]);
-	return p[0];
-}
-
 static void exec_child(const char *exe, const struct node_args *a,
 		       unsigned node, int listen_fd, int key_fd,
 		       char *const extra_argv[])
@@ -118,7 +96,7 @@ int node_spawn__local(struct local_cluster *lc, unsigned nr_nodes,
 			goto fail;
 	}
 	for (i = 1; i < nr_nodes; i++) {
-		int kfd = key_pipe(&a->key);
+		int kfd = net_auth__key_pipe(&a->key);
 		pid_t pid;
 
 		if (kfd < 0) {
