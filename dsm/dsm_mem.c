@@ -225,6 +225,11 @@ static int check_config(const struct dsm_mem_config *cfg, char *err,
 		     "self < nodes", cfg->self, cfg->nr_nodes, DSM_MAX_NODES);
 		return -1;
 	}
+	if (cfg->hold_us > DSM_MEM_MAX_HOLD_US) {
+		errf(err, errlen, "dsm: hold time %u us beyond %u us",
+		     cfg->hold_us, DSM_MEM_MAX_HOLD_US);
+		return -1;
+	}
 	for (int i = 0; i < mem->nr_regions; i++) {
 		const struct guest_mem_region *r = &mem->region[i];
 
@@ -320,6 +325,7 @@ static int take_over_present(struct dsm_mem *dm, char *err, size_t errlen)
 				}
 				dsm_mem__set_bit(dm->present, page, true);
 				dsm_mem__set_bit(dm->writable, page, true);
+				dsm_mem__set_bit(dm->foreign, page, true);
 				dm->st.preloaded_pages++;
 			}
 			off = h;
@@ -348,8 +354,12 @@ static int init_ranges(struct dsm_mem *dm)
 
 	dm->present = calloc(words, sizeof(uint64_t));
 	dm->writable = calloc(words, sizeof(uint64_t));
+	dm->foreign = calloc(words, sizeof(uint64_t));
 	dm->w = calloc(DSM_MEM_MAX_WAITERS, sizeof(*dm->w));
-	return dm->present && dm->writable && dm->w ? 0 : -1;
+	dm->t_start_ns = dsm_mem__now_ns();
+	if (dsm_mem__hold_init(dm))
+		return -1;
+	return dm->present && dm->writable && dm->foreign && dm->w ? 0 : -1;
 }
 
 struct dsm_mem *dsm_mem__create(const struct dsm_mem_config *cfg, char *err,
@@ -369,9 +379,10 @@ struct dsm_mem *dsm_mem__create(const struct dsm_mem_config *cfg, char *err,
 	dm->memfd = cfg->mem->memfd;
 	dm->uffd = -1;
 	dm->stop_fd = -1;
+	dm->hold_timer_fd = -1;
 	pthread_mutex_init(&dm->lock, NULL);
 	if (init_ranges(dm)) {
-		errf(err, errlen, "dsm: out of memory");
+		errf(err, errlen, "dsm: out of memory or timers");
 		goto fail;
 	}
 	struct dsm_config dc = {
@@ -467,7 +478,9 @@ void dsm_mem__destroy(struct dsm_mem *dm)
 	dsm__free(dm->node);
 	free(dm->present);
 	free(dm->writable);
+	free(dm->foreign);
 	free(dm->w);
+	dsm_mem__hold_free(dm);
 	pthread_mutex_destroy(&dm->lock);
 	free(dm);
 }
@@ -477,6 +490,7 @@ void dsm_mem__stats(struct dsm_mem *dm, struct dsm_mem_stats *out)
 	pthread_mutex_lock(&dm->lock);
 	*out = dm->st;
 	out->core = *dsm__counters(dm->node);
+	dsm_mem__hold_census(dm, out);
 	pthread_mutex_unlock(&dm->lock);
 }
 
@@ -518,7 +532,7 @@ enum dsm_access dsm_mem__access(struct dsm_mem *dm, uint64_t gpa)
 bool dsm_mem__idle(struct dsm_mem *dm)
 {
 	pthread_mutex_lock(&dm->lock);
-	bool idle = dsm__idle(dm->node) && !dm->nr_parked;
+	bool idle = dsm__idle(dm->node) && !dm->nr_parked && !dm->nr_held;
 
 	pthread_mutex_unlock(&dm->lock);
 	return idle;

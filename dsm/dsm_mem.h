@@ -55,6 +55,15 @@
 
 #define DSM_MEM_LAT_BUCKETS 32
 #define DSM_MEM_DEFAULT_MAX_REQUESTS 128
+#define DSM_MEM_HOT_PAGES 4
+/* Upper bound of dsm_mem_config.hold_us (a second is already absurd). */
+#define DSM_MEM_MAX_HOLD_US 1000000
+/* Defaults of the hold (vmm/machine_cluster.c picks one): a vCPU that
+ * faulted resumes and repeats its access within microseconds on a normal
+ * host; a PVM-emulated guest kernel runs about 10^4 times slower, so its
+ * accesses need a far longer window.  Literals: the help text quotes them. */
+#define DSM_MEM_DEFAULT_HOLD_US 100
+#define DSM_MEM_PVM_HOLD_US 2000
 
 struct dsm_mem_config {
 	struct guest_mem *mem;	/* must outlive the dsm_mem */
@@ -85,6 +94,10 @@ struct dsm_mem_config {
 	 * the node lock held; NULL = stderr. */
 	void (*log)(void *ctx, const char *line);
 	void *ctx;
+	/* Minimum hold: access a local faulter just got is kept this long
+	 * before a message taking it away is honoured (dsm_mem_hold.c); 0
+	 * honours at once.  <= DSM_MEM_MAX_HOLD_US. */
+	unsigned hold_us;
 };
 
 /* Counters.  `core` holds the protocol core's own (messages sent/received
@@ -116,6 +129,15 @@ struct dsm_mem_stats {
 	uint64_t lat_sum_ns;
 	uint64_t lat_max_ns;
 	uint64_t lat_hist[DSM_MEM_LAT_BUCKETS];
+	/* Minimum hold: messages held back, and their total wait. */
+	uint64_t held_msgs;
+	uint64_t held_ns;
+	/* The pages this node lost access to most often (the ones bouncing
+	 * between nodes), most first; count 0 = unused slot. */
+	struct {
+		uint64_t gpa;
+		uint64_t count;
+	} hot[DSM_MEM_HOT_PAGES];
 };
 
 struct dsm_mem;

@@ -145,6 +145,7 @@ static void waiters_done(struct dsm_mem *dm, uint64_t page, bool writable)
 {
 	uint64_t now = dsm_mem__now_ns();
 	unsigned k = 0;
+	bool served = false;
 
 	for (unsigned i = 0; i < dm->nr_w; i++) {
 		struct dsm_mem_waiter *w = &dm->w[i];
@@ -153,11 +154,16 @@ static void waiters_done(struct dsm_mem *dm, uint64_t page, bool writable)
 			record_latency(dm, now - w->t0_ns);
 			if (w->parked)
 				dm->nr_parked--;
+			served = true;
 			continue;
 		}
 		dm->w[k++] = *w;
 	}
 	dm->nr_w = k;
+	/* Only access that came over the network is held: a page this node
+	 * could map by itself is not contended. */
+	if (served && dm->delivering)
+		dsm_mem__hold_acquired(dm, page);
 }
 
 static void mapped(struct dsm_mem *dm, uint64_t page, bool writable)
@@ -232,6 +238,7 @@ static int fill_hole(struct dsm_mem *dm, uint64_t page, const void *data,
 	/* Something outside the DSM put the page in the memfd (the bitmap
 	 * said hole): a grant's data replaces it, a local map keeps it;
 	 * either way the faulters get their access and are woken. */
+	dsm_mem__set_bit(dm->foreign, page, true);
 	if (!dm->st.copy_eexist++)
 		dsm_mem__log(dm, "gpa 0x%llx appeared in the memfd outside "
 			     "the DSM", (unsigned long long)gpa_of(dm, page));
@@ -319,9 +326,12 @@ static int punch(struct dsm_mem *dm, uint64_t page)
 	}
 	/* A 4 KiB piece of a huge shmem folio that cannot be split is only
 	 * zeroed and stays in the page cache, where it would be mapped
-	 * without a fault: refuse to go on incoherently. */
-	if (lseek(dm->memfd, page_off(dm, page), SEEK_DATA) ==
-	    page_off(dm, page)) {
+	 * without a fault: refuse to go on incoherently.  Only pages that
+	 * came in from outside can be huge (UFFDIO_COPY and ZEROPAGE put
+	 * small pages into shmem), so only they pay for the check. */
+	if (dsm_mem__bit(dm->foreign, page) &&
+	    lseek(dm->memfd, page_off(dm, page), SEEK_DATA) ==
+		    page_off(dm, page)) {
 		dsm_mem__fail(dm, "gpa 0x%llx is still in the memfd after "
 			      "PUNCH_HOLE (huge page? disable shmem THP)",
 			      (unsigned long long)gpa_of(dm, page));
@@ -329,6 +339,7 @@ static int punch(struct dsm_mem *dm, uint64_t page)
 	}
 	dsm_mem__set_bit(dm->present, page, false);
 	dsm_mem__set_bit(dm->writable, page, false);
+	dsm_mem__set_bit(dm->foreign, page, false);
 	dm->st.invalidations++;
 	return 0;
 }
@@ -403,10 +414,12 @@ int dsm_mem__exec(struct dsm_mem *dm, const struct dsm_actions *acts)
 			rc = do_map_local(dm, a);
 			break;
 		case DSM_ACT_WRITE_PROTECT:
+			dsm_mem__hold_lost(dm, a->page);
 			if (dsm_mem__bit(dm->present, a->page))
 				rc = write_protect(dm, a->page, true);
 			break;
 		case DSM_ACT_ZAP:
+			dsm_mem__hold_lost(dm, a->page);
 			rc = do_zap(dm, acts, i, &zcopy, &zpage);
 			break;
 		default:

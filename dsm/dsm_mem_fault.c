@@ -103,13 +103,15 @@ void *dsm_mem__fault_thread(void *arg)
 {
 	struct dsm_mem *dm = arg;
 	struct uffd_msg msg[DSM_MEM_EVENT_BATCH];
-	struct pollfd pfd[2] = {
+	struct pollfd pfd[3] = {
 		{ .fd = dm->uffd, .events = POLLIN },
 		{ .fd = dm->stop_fd, .events = POLLIN },
+		{ .fd = dsm_mem__hold_timer_fd(dm), .events = POLLIN },
 	};
+	nfds_t nfds = pfd[2].fd >= 0 ? 3 : 2;
 
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
+		if (poll(pfd, nfds, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			pthread_mutex_lock(&dm->lock);
@@ -120,6 +122,14 @@ void *dsm_mem__fault_thread(void *arg)
 		}
 		if (pfd[1].revents)
 			break;
+		if (nfds == 3 && pfd[2].revents) {
+			pthread_mutex_lock(&dm->lock);
+			dsm_mem__hold_on_timer(dm);
+			pthread_mutex_unlock(&dm->lock);
+			dsm_mem__report(dm);
+		}
+		if (!pfd[0].revents)
+			continue;
 		ssize_t n = read(dm->uffd, msg, sizeof(msg));
 
 		if (n < 0) {
@@ -148,7 +158,7 @@ void *dsm_mem__fault_thread(void *arg)
 	return NULL;
 }
 
-int dsm_mem__receive(struct dsm_mem *dm, unsigned sender, unsigned type,
+int dsm_mem__deliver(struct dsm_mem *dm, unsigned sender, unsigned type,
 		     const void *payload, size_t len)
 {
 	struct dsm_msg m;
@@ -162,11 +172,6 @@ int dsm_mem__receive(struct dsm_mem *dm, unsigned sender, unsigned type,
 		     dsm_msg__type_name(m.type), type);
 		rc = -EINVAL;
 	}
-	pthread_mutex_lock(&dm->lock);
-	if (dm->stopped || dm->failed) {
-		pthread_mutex_unlock(&dm->lock);
-		return -ESHUTDOWN;
-	}
 	if (!rc) {
 		rc = dsm__receive(dm->node, &m, data, &dm->acts);
 		if (rc)
@@ -178,15 +183,40 @@ int dsm_mem__receive(struct dsm_mem *dm, unsigned sender, unsigned type,
 
 		dm->st.protocol_errors++;
 		dsm_mem__fail(dm, "bad message from node %u: %s", sender, w);
-	} else {
-		dm->st.msgs_received++;
-		dm->st.bytes_received += len;
-		dm->st.pages_received += data != NULL;
-		if (dsm_mem__exec(dm, &dm->acts))
-			rc = -EIO;
-		else
-			retry_parked(dm);
+		return rc;
 	}
+	dm->st.msgs_received++;
+	dm->st.bytes_received += len;
+	dm->st.pages_received += data != NULL;
+	dm->delivering = true;
+	rc = dsm_mem__exec(dm, &dm->acts);
+	dm->delivering = false;
+	if (rc)
+		return -EIO;
+	retry_parked(dm);
+	return 0;
+}
+
+int dsm_mem__receive(struct dsm_mem *dm, unsigned sender, unsigned type,
+		     const void *payload, size_t len)
+{
+	struct dsm_msg m;
+	const void *data;
+	char why[DSM_WHY_MAX];
+	/* Decoded here only to decide about holding; delivery decodes and
+	 * validates again, so a held message is checked like any other. */
+	bool decoded = !dsm_msg__decode(payload, len, sender, &m, &data, why,
+					sizeof(why)) && m.type == type;
+	int rc = 0;
+
+	pthread_mutex_lock(&dm->lock);
+	if (dm->stopped || dm->failed) {
+		pthread_mutex_unlock(&dm->lock);
+		return -ESHUTDOWN;
+	}
+	if (!decoded ||
+	    !dsm_mem__hold_defer(dm, sender, type, &m, payload, len))
+		rc = dsm_mem__deliver(dm, sender, type, payload, len);
 	pthread_mutex_unlock(&dm->lock);
 	dsm_mem__report(dm);
 	return rc;

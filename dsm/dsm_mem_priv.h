@@ -16,6 +16,19 @@
 #define DSM_MEM_WHY_MAX 256
 #define DSM_MEM_NO_PAGE UINT64_MAX
 
+/* Held messages at most (see dsm_mem_hold.c); beyond, holding stops. */
+#define DSM_MEM_MAX_HELD 1024
+
+/* A message kept back by the minimum hold time. */
+struct dsm_mem_held {
+	uint64_t page;
+	uint64_t release_ns;	/* CLOCK_MONOTONIC */
+	uint64_t held_at_ns;
+	unsigned sender, type;
+	size_t len;
+	void *payload;
+};
+
 struct dsm_mem_waiter {
 	uint64_t page;
 	uint64_t t0_ns;		/* when the first uffd event was read */
@@ -54,11 +67,26 @@ struct dsm_mem {
 	/* Bit per page: the memfd holds it / it may be mapped writable. */
 	uint64_t *present;
 	uint64_t *writable;
+	/* Bit per page: it came into the memfd outside UFFDIO_COPY/ZEROPAGE
+	 * (preloaded, or put there behind the DSM's back), so it may sit in
+	 * a huge folio that a punch only zeroes; see punch(). */
+	uint64_t *foreign;
 	struct dsm_mem_waiter *w;
 	unsigned nr_w;
 	unsigned nr_parked;
 	struct dsm_actions acts;
 	struct dsm_mem_stats st;	/* core part filled by snapshots */
+	/* Minimum hold (dsm_mem_hold.c): per page, when a local faulter last
+	 * got access (us since t_start_ns, 0 = never; NULL when hold_us is
+	 * 0), how often access was lost, and the messages held back. */
+	uint64_t t_start_ns;
+	uint32_t *acquired_us;
+	uint32_t *lost;
+	struct dsm_mem_held *held;
+	unsigned nr_held;
+	int hold_timer_fd;
+	bool delivering;	/* inside dsm_mem__deliver */
+	uint64_t timer_armed_ns;
 	uint8_t buf[DSM_PAGE_SIZE];	/* SEND: the page read back */
 	uint8_t zbuf[DSM_PAGE_SIZE];	/* a ZAPped page kept for its SENDs */
 };
@@ -103,5 +131,30 @@ int dsm_mem__waiter_add(struct dsm_mem *dm, uint64_t page, bool write,
 
 /* dsm_mem_fault.c */
 void *dsm_mem__fault_thread(void *arg);
+/* Validates and runs one message through the core, lock held: what
+ * dsm_mem__receive does once it decided not to hold the message. */
+int dsm_mem__deliver(struct dsm_mem *dm, unsigned sender, unsigned type,
+		     const void *payload, size_t len);
+
+/* dsm_mem_hold.c, lock held except init/free */
+int dsm_mem__hold_init(struct dsm_mem *dm);
+void dsm_mem__hold_free(struct dsm_mem *dm);
+/* A local faulter was just given access to page. */
+void dsm_mem__hold_acquired(struct dsm_mem *dm, uint64_t page);
+/* This node just lost (some) access to page. */
+void dsm_mem__hold_lost(struct dsm_mem *dm, uint64_t page);
+/* Keeps m back if it would end a hold, or if an earlier message for its
+ * page is held; true when kept (the caller must not deliver it). */
+bool dsm_mem__hold_defer(struct dsm_mem *dm, unsigned sender, unsigned type,
+			 const struct dsm_msg *m, const void *payload,
+			 size_t len);
+/* Delivers held messages whose time has come (all of them if `all`). */
+void dsm_mem__hold_release(struct dsm_mem *dm, bool all);
+/* The timerfd the fault thread polls (-1 without hold), and its handler. */
+int dsm_mem__hold_timer_fd(const struct dsm_mem *dm);
+void dsm_mem__hold_on_timer(struct dsm_mem *dm);
+/* The most often lost pages into out->hot. */
+void dsm_mem__hold_census(const struct dsm_mem *dm,
+			  struct dsm_mem_stats *out);
 
 #endif

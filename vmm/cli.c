@@ -5,9 +5,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dsm/dsm_mem.h"
 #include "vmm/config_file.h"
 #include "vmm/errf.h"
 #include "vmm/settings.h"
+
+#define KRG_STR_(x) #x
+#define KRG_STR(x) KRG_STR_(x)
 
 static const char usage[] =
 	"usage: krg-vmm launch [options] | krg-vmm help [launch] | "
@@ -69,6 +73,11 @@ static const char help_text[] =
 "  --numa MODE          nodes: the guest sees one NUMA node per cluster\n"
 "                       node (ACPI SRAT/SLIT; default); flat: one node\n"
 "                       (memory is still homed across the nodes)\n"
+"  --dsm-hold-us US     a node keeps a page it just fetched for a faulting\n"
+"                       vCPU at least this long before giving it up\n"
+"                       (0 to 1000000; default "
+	KRG_STR(DSM_MEM_DEFAULT_HOLD_US) ", " KRG_STR(DSM_MEM_PVM_HOLD_US)
+	" with the PVM profile)\n"
 "  --cluster-key FILE   the key shared with the agents of --nodes (at\n"
 "                       least 32 bytes, raw or hex, mode 0600); it\n"
 "                       authenticates nodes, it does not encrypt\n"

@@ -98,6 +98,17 @@ size_t node_stats__format(const struct node_stats *s, const char *addr,
 			n = add(buf, size, n, " <%llu:%llu",
 				(unsigned long long)(1ull << b),
 				(unsigned long long)d->lat_hist[b]);
+	if (d->held_msgs || d->hot[0].count) {
+		n = add(buf, size, n, "\n  dsm hold: %llu messages held, "
+			"%llu us in all; most lost pages (gpa: times):",
+			(unsigned long long)d->held_msgs,
+			(unsigned long long)(d->held_ns / 1000));
+		for (unsigned i = 0; i < DSM_MEM_HOT_PAGES; i++)
+			if (d->hot[i].count)
+				n = add(buf, size, n, " 0x%llx:%llu",
+					(unsigned long long)d->hot[i].gpa,
+					(unsigned long long)d->hot[i].count);
+	}
 	n = add(buf, size, n, "\n  dsm messages sent/received by type:");
 	for (t = 0; t < DSM_MSG_NR_TYPES; t++)
 		if (d->core.msgs_sent[t] || d->core.msgs_received[t])

@@ -11,7 +11,7 @@
 #include "vcpu/irq_remote.h"
 #include "vmm/io_forward.h"
 
-#define NODE_STATS_VERSION 1
+#define NODE_STATS_VERSION 2
 
 struct machine;
 

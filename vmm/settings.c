@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dsm/dsm_mem.h"
 #include "vmm/cpu_features.h"
 #include "vmm/errf.h"
 #include "vmm/node_list.h"
@@ -21,6 +22,7 @@ void settings__defaults(struct vm_config *cfg)
 	cfg->on_reset = VM_RESET_REBOOT;
 	cfg->pvm_profile = VM_PVM_AUTO;
 	cfg->nr_nodes = 1;
+	cfg->dsm_hold_us = -1;
 	snprintf(cfg->nodes[0].addr, sizeof(cfg->nodes[0].addr), "local");
 }
 
@@ -210,6 +212,21 @@ static int set_stats(struct vm_config *cfg, const char *v, const char *base,
 		errf(err, errlen, "invalid stats value '%s'", v);
 		return -1;
 	}
+	return 0;
+}
+
+static int set_dsm_hold(struct vm_config *cfg, const char *v,
+			const char *base, char *err, size_t errlen)
+{
+	uint64_t us;
+
+	(void)base;
+	if (parse_u64(v, strlen(v), &us) || us > DSM_MEM_MAX_HOLD_US) {
+		errf(err, errlen, "invalid dsm-hold-us '%s' (expected 0 to %u "
+		     "microseconds)", v, DSM_MEM_MAX_HOLD_US);
+		return -1;
+	}
+	cfg->dsm_hold_us = (int32_t)us;
 	return 0;
 }
 
@@ -480,6 +497,7 @@ static const struct setting table[] = {
 	{ "cluster-key", "cluster-key", "FILE", set_cluster_key, 0, NULL },
 	{ "stats", "stats", NULL, set_stats, SETTING_FLAG, NULL },
 	{ "numa", "numa", "MODE", set_numa, 0, NULL },
+	{ "dsm-hold-us", "dsm-hold-us", "US", set_dsm_hold, 0, NULL },
 	{ "pvm-profile", "pvm-profile", "MODE", set_pvm_profile, 0, NULL },
 	{ "save-after", "save-after", "MS", set_save_after, 0, NULL },
 	{ "save-to", "save-to", "FILE", set_save_to, 0, NULL },

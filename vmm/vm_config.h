@@ -45,6 +45,9 @@ struct vm_config {
 	char cluster_key[VM_PATH_MAX];    /* --cluster-key FILE (remote nodes) */
 	bool print_stats;                 /* --stats: counters at exit */
 	bool numa_flat;                   /* --numa flat: one guest NUMA node */
+	/* --dsm-hold-us N: minimum time a node keeps a page it just got;
+	 * -1 = the default for the host (see machine_cluster.c). */
+	int32_t dsm_hold_us;
 };
 
 #endif

@@ -45,6 +45,18 @@ echo "KRG-STOCK: numa_nodes=$#"
 echo "KRG-STOCK: uptime_s=$uptime"
 echo "KRG-STOCK: shell-ready"
 
+# krg.idle=N: stay idle N seconds first, between two markers, so the host
+# can count what an idle guest costs (pages moved between cluster nodes).
+for word in $cmdline; do
+	case $word in
+	krg.idle=[0-9]*)
+		echo "KRG-STOCK: idle-begin seconds=${word#krg.idle=}"
+		sleep "${word#krg.idle=}"
+		echo "KRG-STOCK: idle-end"
+		;;
+	esac
+done
+
 # Kernel parameters with a dot are not handed to init, so look at /proc/cmdline.
 case " $cmdline " in
 *" krg.autotest=1 "*)

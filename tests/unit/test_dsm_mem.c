@@ -62,6 +62,7 @@ struct cluster {
 	atomic_int inflight;	/* queued or being received */
 	atomic_int type_mismatch;
 	bool expect_fatal;	/* else a fatal error fails the test at once */
+	unsigned hold_us;	/* dsm_mem_config.hold_us of every node */
 	struct numa_layout layout;
 	struct tnode node[MAXN];
 };
@@ -228,6 +229,7 @@ static struct dsm_mem *node_dsm(struct cluster *c, unsigned i,
 		.mem = &t->mem, .self = i, .nr_nodes = c->n,
 		.max_requests = max_requests, .home_of = t_home_of,
 		.send = t_send, .fatal = t_fatal, .log = t_log, .ctx = t,
+		.hold_us = c->hold_us,
 	};
 
 	return dsm_mem__create(&cfg, err, errlen);
@@ -260,6 +262,16 @@ static struct cluster *cluster_new(unsigned n, uint64_t ram,
 	struct cluster *c = cluster_mem(n, ram);
 
 	cluster_dsm(c, max_requests);
+	return c;
+}
+
+static struct cluster *cluster_new_hold(unsigned n, uint64_t ram,
+					unsigned hold_us)
+{
+	struct cluster *c = cluster_mem(n, ram);
+
+	c->hold_us = hold_us;
+	cluster_dsm(c, 0);
 	return c;
 }
 
@@ -1097,6 +1109,91 @@ START_TEST(test_fault_latency)
 }
 END_TEST
 
+/* The minimum hold: a node that just fetched a page for a faulting thread
+ * keeps it that long before the home may take it back, and the page that
+ * moved shows up in the census of most-lost pages. */
+START_TEST(test_hold_keeps_page)
+{
+	const unsigned hold_us = 30000;
+	struct cluster *c = cluster_new_hold(2, 8 * MIB, hold_us);
+	uint64_t g = homed(c, 0, 40);
+	struct dsm_mem_stats s0, s1;
+
+	fill(c, 1, g, 7);		/* node 1 fetches it to write */
+	uint64_t t0 = now_ns();
+
+	expect(c, 0, g, 7);		/* the home wants it back */
+	uint64_t waited_us = (now_ns() - t0) / 1000;
+
+	wait_idle(c);
+	no_errors(c);
+	stats(c, 0, &s0);
+	stats(c, 1, &s1);
+	printf("test_dsm_mem: hold %u us: the home's read waited %llu us\n",
+	       hold_us, (unsigned long long)waited_us);
+	/* The hold runs from node 1's grant, a moment before t0. */
+	ck_assert_uint_ge(waited_us, hold_us / 2);
+	ck_assert_uint_eq(s1.held_msgs, 1);
+	ck_assert_uint_ge(s1.held_ns, (uint64_t)hold_us / 2 * 1000);
+	ck_assert_uint_eq(s0.held_msgs, 0);
+	ck_assert_uint_eq(s1.hot[0].gpa, g);
+	ck_assert_uint_eq(s1.hot[0].count, 1);
+	ck_assert_uint_eq(s1.hot[1].count, 0);
+
+	/* A page the home maps by itself (no transfer) is not held. */
+	uint64_t h = homed(c, 0, 41);
+
+	fill(c, 0, h, 3);
+	t0 = now_ns();
+	expect(c, 1, h, 3);
+	waited_us = (now_ns() - t0) / 1000;
+	wait_idle(c);
+	stats(c, 0, &s0);
+	ck_assert_uint_eq(s0.held_msgs, 0);
+	printf("test_dsm_mem: an unheld transfer took %llu us\n",
+	       (unsigned long long)waited_us);
+	cluster_free(c);
+}
+END_TEST
+
+/* Holding delays messages without reordering those of one page: the
+ * ping-pong of test_ping_pong, with a hold, sees no stale value. */
+START_TEST(test_hold_ping_pong)
+{
+	struct cluster *c = cluster_new_hold(3, 12 * MIB, 200);
+	struct player p[3];
+	pthread_t th[3];
+	unsigned turns = iters() / 50;
+	uint64_t held = 0;
+
+	for (unsigned i = 0; i < 3; i++) {
+		p[i] = (struct player){ c, i, turns, homed(c, 0, 30),
+					homed(c, 2, 30), homed(c, 1, 30), 0 };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, ping_pong_worker,
+						&p[i]), 0);
+	}
+	for (unsigned i = 0; i < 3; i++) {
+		join_within(th[i], 50, "ping-pong player");
+		ck_assert_msg(p[i].bad == 0, "node %u saw %d stale values", i,
+			      p[i].bad);
+	}
+	wait_idle(c);
+	no_errors(c);
+	for (unsigned i = 0; i < 3; i++) {
+		struct dsm_mem_stats s;
+
+		ck_assert_uint_eq(*(volatile uint64_t *)at(c, i, homed(c, 2, 30)),
+				  3ull * turns);
+		stats(c, i, &s);
+		held += s.held_msgs;
+	}
+	printf("test_dsm_mem: ping-pong with a 200 us hold, %u turns: %llu "
+	       "messages held\n", 3 * turns, (unsigned long long)held);
+	ck_assert_uint_gt(held, 0);
+	cluster_free(c);
+}
+END_TEST
+
 static Suite *dsm_mem_suite(void)
 {
 	Suite *s = suite_create("dsm_mem");
@@ -1115,6 +1212,8 @@ static Suite *dsm_mem_suite(void)
 	tcase_add_test(tc, test_bad_messages);
 	tcase_add_test(tc, test_stop_wakes_blocked);
 	tcase_add_test(tc, test_fault_latency);
+	tcase_add_test(tc, test_hold_keeps_page);
+	tcase_add_test(tc, test_hold_ping_pong);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# What an idle stock guest costs a cluster VM: pages moved between nodes per
+# second while the guest sleeps at its shell (krg.idle=N in the initramfs).
+#
+#   idle-watch.sh LOG PID KRG_VMM OUT
+#
+# LOG is the boot's console log, PID the process that runs krg-vmm (it or
+# its parent, e.g. timeout).  On "KRG-STOCK: idle-begin" it takes one
+# `krg-vmm status` snapshot of node 0's control socket, on "idle-end"
+# another, and writes to OUT one line:
+#   idle: S s, P pages moved between nodes (R pages/s), per node: ...
+# or "idle: not measured (reason)".  Runs until the boot ends.
+set -u
+log=$1 pid=$2 vmm=$3 out=$4
+
+say() { echo "$*" >"$out"; exit 0; }
+
+# krg-vmm's pid: PID itself or its child.
+vmm_pid() {
+	local p
+	[[ $(cat "/proc/$pid/comm" 2>/dev/null) == krg-vmm ]] && { echo "$pid"; return; }
+	for p in $(pgrep -P "$pid" 2>/dev/null); do
+		[[ $(cat "/proc/$p/comm" 2>/dev/null) == krg-vmm ]] && { echo "$p"; return; }
+	done
+}
+
+# Sum over nodes of "pages ... received N" in a status text, and the
+# per-node list.
+received() {
+	grep -o 'pages sent [0-9]* received [0-9]*' "$1" | awk '{ s += $5; l = l " " $5 } END { print s + 0, l }'
+}
+
+wait_for() {
+	while kill -0 "$pid" 2>/dev/null; do
+		grep -q "KRG-STOCK: $1" "$log" 2>/dev/null && return 0
+		sleep 0.5
+	done
+	return 1
+}
+
+snap() {
+	local v sock
+	v=$(vmm_pid)
+	[[ -n $v ]] || return 1
+	sock=/run/krg-vmm/vm-$v.sock
+	"$vmm" status "$sock" >"$1" 2>&1 || return 1
+	grep -q 'pages sent' "$1"
+}
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+wait_for idle-begin || say "idle: not measured (the guest never went idle)"
+t0=$EPOCHREALTIME
+snap "$tmp/a" || say "idle: not measured (no status at idle-begin: $(head -c 200 "$tmp/a" 2>/dev/null))"
+wait_for idle-end || say "idle: not measured (the guest never ended its idle phase)"
+t1=$EPOCHREALTIME
+snap "$tmp/b" || say "idle: not measured (no status at idle-end)"
+read -r a a_list < <(received "$tmp/a")
+read -r b b_list < <(received "$tmp/b")
+awk -v a="$a" -v b="$b" -v t0="$t0" -v t1="$t1" -v al="$a_list" -v bl="$b_list" 'BEGIN {
+	s = t1 - t0; d = b - a
+	printf "idle: %.1f s, %d pages moved between nodes (%.2f pages/s); pages received per node before: %s, after: %s\n", s, d, s > 0 ? d / s : 0, al, bl
+}' >"$out"
