@@ -196,3 +196,65 @@ void cpuid__for_vcpu(struct kvm_cpuid2 *c, unsigned index, unsigned nr_vcpus)
 		}
 	}
 }
+
+int cpuid__tsc_ratio(uint64_t tsc_hz, uint32_t crystal_hz, uint32_t *eax,
+		     uint32_t *ebx)
+{
+	uint64_t crystal_khz = crystal_hz / 1000;
+	double want, best_err = -1;
+
+	if (!crystal_khz || !tsc_hz)
+		return -1;
+	want = (double)tsc_hz / crystal_hz;
+	/* crystal_khz * EBX must fit in 32 bits (Linux's arithmetic). */
+	uint64_t max_num = UINT32_MAX / crystal_khz;
+
+	for (uint64_t num = 1; num <= max_num; num++) {
+		double den = (double)num / want + 0.5;
+
+		if (den < 1 || den > UINT32_MAX)
+			continue;
+		uint64_t d = (uint64_t)den;
+		double err = (double)num / (double)d - want;
+
+		if (err < 0)
+			err = -err;
+		if (best_err < 0 || err < best_err) {
+			best_err = err;
+			*ebx = (uint32_t)num;
+			*eax = (uint32_t)d;
+		}
+	}
+	return best_err < 0 ? -1 : 0;
+}
+
+int cpuid__set_tsc_leaf(struct kvm_cpuid2 **c, uint64_t tsc_hz,
+			uint32_t crystal_hz)
+{
+	struct kvm_cpuid_entry2 *e, *max;
+	uint32_t eax, ebx;
+
+	if (cpuid__tsc_ratio(tsc_hz, crystal_hz, &eax, &ebx) < 0)
+		return -1;
+	e = cpuid__find(*c, 0x15, 0);
+	if (!e) {
+		size_t sz = sizeof(**c) + ((*c)->nent + 1) *
+						  sizeof((*c)->entries[0]);
+		struct kvm_cpuid2 *n = realloc(*c, sz);
+
+		if (!n)
+			return -1;
+		*c = n;
+		e = &n->entries[n->nent++];
+		memset(e, 0, sizeof(*e));
+		e->function = 0x15;
+	}
+	e->eax = eax;
+	e->ebx = ebx;
+	e->ecx = crystal_hz;
+	e->edx = 0;
+	max = cpuid__find(*c, 0, 0);
+	if (max && max->eax < 0x15)
+		max->eax = 0x15;
+	return 0;
+}

@@ -35,6 +35,21 @@ void cpuid__apply_policy(struct kvm_cpuid2 *c);
  * thread layout: nr_vcpus cores in one package). */
 void cpuid__for_vcpu(struct kvm_cpuid2 *c, unsigned index, unsigned nr_vcpus);
 
+/* CPUID leaf 0x15 for a guest that must learn its TSC frequency without
+ * calibrating it (a cluster guest has no kvmclock, and calibration against
+ * the PIT or the PM timer is slow and fragile when the guest kernel is
+ * emulated): crystal_hz is what Linux then also takes as the LAPIC timer
+ * input, so it must be the LAPIC's bus clock.  Linux computes
+ * crystal_khz * EBX / EAX in 32 bits, so EBX is bounded; the ratio is the
+ * closest to tsc_hz / crystal_hz under that bound.  0, or -1 when no
+ * ratio fits (tsc_hz or crystal_hz 0, or out of range). */
+int cpuid__tsc_ratio(uint64_t tsc_hz, uint32_t crystal_hz, uint32_t *eax,
+		     uint32_t *ebx);
+/* Adds or replaces leaf 0x15 (and raises the maximum basic leaf to it);
+ * *c may be reallocated.  0, or -1 (out of memory, or no ratio). */
+int cpuid__set_tsc_leaf(struct kvm_cpuid2 **c, uint64_t tsc_hz,
+			uint32_t crystal_hz);
+
 /* Reads a CPUID bit out of the table (for logs and tests). */
 int cpuid__test(struct kvm_cpuid2 *c, const struct cpuid_bits *b);
 

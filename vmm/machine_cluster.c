@@ -7,7 +7,9 @@
 #include <sys/ioctl.h>
 
 #include "dsm/dsm_mem.h"
+#include "vcpu/cpuid.h"
 #include "vcpu/ioapic.h"
+#include "vcpu/lapic.h"
 #include "vcpu/irq_remote.h"
 #include "vcpu/vcpu.h"
 #include "vmm/cluster.h"
@@ -35,14 +37,36 @@ static void hide_kvmclock(struct kvm_cpuid2 *c)
 					       (1u << 24));
 }
 
+/* Without kvmclock Linux calibrates the TSC against the PIT or the ACPI PM
+ * timer; on a PVM host that runs emulated for seconds and can fail, and a
+ * TSC Linux distrusts leaves it reading the PM timer port for every clock
+ * read, a forwarded I/O on every node but 0.  CPUID leaf 0x15 states the
+ * frequency instead (and makes it "known", so the TSC is the clocksource
+ * at once); its crystal is the LAPIC timer input, which Linux then uses
+ * as the LAPIC timer rate without calibrating that either. */
+static void tell_tsc_frequency(struct machine *m)
+{
+	int khz = ioctl(m->vm_fd, KVM_GET_TSC_KHZ, 0);
+
+	if (khz <= 0) {
+		machine__log(m, "cannot read the guest TSC frequency (%s): the "
+			     "guest will calibrate it", strerror(errno));
+		return;
+	}
+	if (cpuid__set_tsc_leaf(&m->cpuid, (uint64_t)khz * 1000,
+				(uint32_t)LAPIC_BUS_HZ) < 0)
+		machine__log(m, "cannot describe a %d kHz TSC in CPUID leaf "
+			     "0x15: the guest will calibrate it", khz);
+}
+
 int machine__setup_layout(struct machine *m, const struct machine_node *node,
 			  char *err, size_t errlen)
 {
 	unsigned nr = (unsigned)m->mem.nr_regions;
 
-	if (node->self == 0)
-		hide_kvmclock(m->cpuid);
 	if (node->self == 0) {
+		hide_kvmclock(m->cpuid);
+		tell_tsc_frequency(m);
 		if (numa_layout__build(&m->layout,
 				       cluster__nr_nodes(m->cluster),
 				       m->nr_vcpus, m->mem.region, nr, NULL,

@@ -2,25 +2,27 @@
 # What an idle stock guest costs a cluster VM: pages moved between nodes per
 # second while the guest sleeps at its shell (krg.idle=N in the initramfs).
 #
-#   idle-watch.sh LOG PID KRG_VMM OUT
+#   idle-watch.sh LOG KRG_VMM OUT
 #
-# LOG is the boot's console log, PID the process that runs krg-vmm (it or
-# its parent, e.g. timeout).  On "KRG-STOCK: idle-begin" it takes one
-# `krg-vmm status` snapshot of node 0's control socket, on "idle-end"
-# another, and writes to OUT one line:
+# Start it before the boot; LOG is the boot's console log (krg-vmm's
+# stdout).  On "KRG-STOCK: idle-begin" it takes one `krg-vmm status`
+# snapshot of node 0's control socket (the socket of the process whose
+# stdout is LOG), on "idle-end" another, and writes to OUT one line:
 #   idle: S s, P pages moved between nodes (R pages/s), per node: ...
-# or "idle: not measured (reason)".  Runs until the boot ends.
+# or "idle: not measured (reason)".  The caller kills it when the boot
+# ends; it never stops a VM.
 set -u
-log=$1 pid=$2 vmm=$3 out=$4
+log=$(realpath -m "$1") vmm=$2 out=$3
 
 say() { echo "$*" >"$out"; exit 0; }
 
-# krg-vmm's pid: PID itself or its child.
+# Node 0: the process writing LOG that has a control socket.
 vmm_pid() {
-	local p
-	[[ $(cat "/proc/$pid/comm" 2>/dev/null) == krg-vmm ]] && { echo "$pid"; return; }
-	for p in $(pgrep -P "$pid" 2>/dev/null); do
-		[[ $(cat "/proc/$p/comm" 2>/dev/null) == krg-vmm ]] && { echo "$p"; return; }
+	local s p
+	for s in /run/krg-vmm/vm-*.sock; do
+		p=${s##*/vm-}
+		p=${p%.sock}
+		[[ $(readlink "/proc/$p/fd/1" 2>/dev/null) == "$log" ]] && { echo "$p"; return; }
 	done
 }
 
@@ -31,11 +33,11 @@ received() {
 }
 
 wait_for() {
-	while kill -0 "$pid" 2>/dev/null; do
+	while :; do
 		grep -q "KRG-STOCK: $1" "$log" 2>/dev/null && return 0
+		grep -q "KRG-STOCK: poweroff" "$log" 2>/dev/null && return 1
 		sleep 0.5
 	done
-	return 1
 }
 
 snap() {
@@ -49,7 +51,7 @@ snap() {
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-wait_for idle-begin || say "idle: not measured (the guest never went idle)"
+wait_for idle-begin || say "idle: not measured (no idle phase: krg.idle=N missing?)"
 t0=$EPOCHREALTIME
 snap "$tmp/a" || say "idle: not measured (no status at idle-begin: $(head -c 200 "$tmp/a" 2>/dev/null))"
 wait_for idle-end || say "idle: not measured (the guest never ended its idle phase)"

@@ -42,6 +42,9 @@ echo "KRG-STOCK: online=$online"
 set -- /sys/devices/system/node/node[0-9]*
 [ -e "$1" ] || set --
 echo "KRG-STOCK: numa_nodes=$#"
+clocksource=unknown
+read -r clocksource </sys/devices/system/clocksource/clocksource0/current_clocksource
+echo "KRG-STOCK: clocksource=$clocksource"
 echo "KRG-STOCK: uptime_s=$uptime"
 echo "KRG-STOCK: shell-ready"
 

@@ -93,19 +93,37 @@ nodes=${KRG_STOCK_NODES:-1}
 [[ $nodes =~ ^[1-9][0-9]*$ ]] || stock_die "KRG_STOCK_NODES must be a node count"
 node_args=()
 suffix=
+boot_append=$append
+idle=${KRG_STOCK_IDLE:-60}
+[[ $idle =~ ^[0-9]+$ ]] || stock_die "KRG_STOCK_IDLE must be seconds"
 if ((nodes > 1)); then
 	node_args=(--local-nodes "$nodes" --stats)
 	suffix=-nodes$nodes
+	# An idle phase at the shell: what an idle guest costs in pages moved
+	# between nodes (tests/stock/idle-watch.sh counts them).
+	((idle == 0)) || boot_append+=" krg.idle=$idle"
 fi
 for n in "${cpus[@]}"; do
 	log=$STOCK_WORK/krg-smp$n$suffix.log
 	stock_say "stock: booting under krg-vmm, smp=$n, $nodes node(s) (timeout ${tmo}s, log $log)"
 	# -no-reboot as for QEMU: with panic=-1 a panicking guest resets, and a
 	# reset must end the run rather than boot again for the rest of the hour.
+	watcher=
+	if ((nodes > 1 && idle > 0)); then
+		rm -f "$log.idle"
+		: >"$log"
+		"$STOCK_DIR/idle-watch.sh" "$log" "$KRG_VMM" "$log.idle" &
+		watcher=$!
+	fi
 	stock_boot "krg-vmm smp$n$suffix" "$tmo" 2 "$log" \
 		"$KRG_VMM" launch -m "$STOCK_MEM_MIB" -smp "$n" -no-reboot \
 		"${node_args[@]}" \
-		-kernel "$STOCK_WORK/vmlinuz" -initrd "$initrd" -append "$append"
+		-kernel "$STOCK_WORK/vmlinuz" -initrd "$initrd" -append "$boot_append"
+	if [[ -n $watcher ]]; then
+		sleep 1
+		kill "$watcher" 2>/dev/null
+		wait "$watcher" 2>/dev/null
+	fi
 	stock_verdict "$log" "$n"
 	if ((nodes > 1)) && [[ $(stock_marker "$log" numa_nodes) != "$nodes" ]]; then
 		STOCK_VERDICT=FAIL
@@ -122,6 +140,7 @@ for n in "${cpus[@]}"; do
 	[[ -z $STOCK_FAILS ]] || out "$(printf '%s\n' "$STOCK_FAILS" | sed 's/^/  /')"
 	out "  markers: $(stock_marker_line "$log")"
 	out "  milestones: ${STOCK_SEEN:-none}"
+	[[ -z $watcher ]] || out "  $(cat "$log.idle" 2>/dev/null || echo "idle: not measured (the boot ended first)")"
 	warn=$(stock_warnings "$log")
 	[[ -z $warn ]] || out "$(printf 'kernel complaints (count, first):\n%s' "$warn" | sed 's/^/  /')"
 	# The VMM's own account of the instructions it had to complete for KVM's
