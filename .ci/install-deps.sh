@@ -13,7 +13,7 @@ packages=(
 	# the distro kernel compressions, decompressed on the host
 	liblzma-dev libzstd-dev zlib1g-dev liblz4-dev libbz2-dev
 	# cluster transport: peer authentication (libsodium), CRC32C (ISA-L)
-	libsodium-dev libisal-dev
+	libsodium-dev libisal-dev libjansson-dev
 	# guest material (busybox initramfs) and the QEMU cross-check/baseline
 	cpio busybox-static qemu-system-x86 qemu-utils seabios
 	# network namespaces for the two-host cluster test

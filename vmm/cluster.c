@@ -57,6 +57,11 @@ struct cluster {
 	size_t gather_each;
 	bool *gather_have;
 	unsigned gather_pending;
+	/* Pausing the VM: node 0 counts confirmations of its latest PAUSE
+	 * (older ones are stale); node i answers the latest it got. */
+	uint32_t pause_gen;
+	unsigned pause_pending;
+	bool paused_from[NET_MAX_NODES];
 };
 
 static void handle_control(struct cluster *c, unsigned sender, unsigned type,
@@ -141,6 +146,30 @@ static void handle_control(struct cluster *c, unsigned sender, unsigned type,
 			       len);
 			c->gather_have[sender] = true;
 			c->gather_pending--;
+			pthread_cond_broadcast(&c->cond);
+		}
+		pthread_mutex_unlock(&c->lock);
+		return;
+	case CLUSTER_T_PAUSE: {
+		const uint8_t *p = payload;
+
+		if (c->self == 0 || sender != 0 || len != 5 || p[4] > 1)
+			goto bad;
+		pthread_mutex_lock(&c->lock);
+		c->pause_gen = get_le32(p);
+		pthread_mutex_unlock(&c->lock);
+		if (c->hooks.pause)
+			c->hooks.pause(c->hooks.ctx, p[4] == 1);
+		return;
+	}
+	case CLUSTER_T_PAUSED:
+		if (c->self != 0 || len != 4)
+			goto bad;
+		pthread_mutex_lock(&c->lock);
+		if (get_le32(payload) == c->pause_gen &&
+		    !c->paused_from[sender] && c->pause_pending) {
+			c->paused_from[sender] = true;
+			c->pause_pending--;
 			pthread_cond_broadcast(&c->cond);
 		}
 		pthread_mutex_unlock(&c->lock);
@@ -611,4 +640,69 @@ bool cluster__stopping(struct cluster *c)
 	s = c->stopping;
 	pthread_mutex_unlock(&c->lock);
 	return s;
+}
+
+int cluster__send_pause(struct cluster *c, bool on)
+{
+	uint8_t buf[5];
+	struct iovec iov = { buf, sizeof(buf) };
+
+	if (c->self != 0)
+		return -1;
+	pthread_mutex_lock(&c->lock);
+	c->pause_gen++;
+	/* Counted before sending: a confirmation may beat the next send. */
+	c->pause_pending = on ? c->nr_nodes - 1 : 0;
+	memset(c->paused_from, 0, sizeof(c->paused_from));
+	c->paused_from[0] = true;
+	put_le32(buf, c->pause_gen);
+	pthread_mutex_unlock(&c->lock);
+	buf[4] = on;
+	return cluster__broadcast(c, NET_CH_FAST, CLUSTER_T_PAUSE, &iov, 1);
+}
+
+int cluster__wait_paused(struct cluster *c, unsigned timeout_ms, char *err,
+			 size_t errlen)
+{
+	struct timespec ts;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&c->lock);
+	while (c->pause_pending && !c->stopping && c->down_node < 0)
+		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) ==
+		    ETIMEDOUT)
+			break;
+	if (c->pause_pending) {
+		size_t n = (size_t)snprintf(err, errlen, "node%s",
+					    c->pause_pending > 1 ? "s" : "");
+
+		for (unsigned i = 1; i < c->nr_nodes && n < errlen; i++)
+			if (!c->paused_from[i])
+				n += (size_t)snprintf(err + n, errlen - n,
+						      " %u", i);
+		if (n < errlen)
+			snprintf(err + n, errlen - n, " did not confirm the "
+				 "pause within %u ms", timeout_ms);
+		rc = -1;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+void cluster__pause_ack(struct cluster *c)
+{
+	uint8_t buf[4];
+	struct iovec iov = { buf, sizeof(buf) };
+
+	pthread_mutex_lock(&c->lock);
+	put_le32(buf, c->pause_gen);
+	pthread_mutex_unlock(&c->lock);
+	cluster__send(c, 0, NET_CH_FAST, CLUSTER_T_PAUSED, &iov, 1);
 }

@@ -10,6 +10,8 @@
  *   START ---------------------------------->  start the vCPU threads
  *   ...
  *   STOP {status, reason} <-> any node: every node stops with that status.
+ *   PAUSE {gen, on} ------------------------>  park (on) or resume the vCPUs
+ *               <------------------------- PAUSED {gen} (all parked)
  *
  * A peer that dies or goes silent is reported once through the down hook
  * (the machine stops, naming the node), except after a STOP, when peers
@@ -31,6 +33,8 @@
 #define CLUSTER_T_STOP		(NET_TYPE_CONTROL_FIRST + 4)
 #define CLUSTER_T_STATS_REQ	(NET_TYPE_CONTROL_FIRST + 5)
 #define CLUSTER_T_STATS		(NET_TYPE_CONTROL_FIRST + 6)
+#define CLUSTER_T_PAUSE		(NET_TYPE_CONTROL_FIRST + 7)
+#define CLUSTER_T_PAUSED	(NET_TYPE_CONTROL_FIRST + 8)
 
 #define CLUSTER_REASON_MAX 200
 
@@ -50,6 +54,9 @@ struct cluster_hooks {
 	/* Node 0 asks for this node's counters: fill buf, return the length
 	 * (0: none yet).  On a transport thread: must not block. */
 	size_t (*stats)(void *ctx, void *buf, size_t cap);
+	/* Node 0 pauses (on) or resumes this node's vCPUs.  On a transport
+	 * thread: must not block; once paused, call cluster__pause_ack. */
+	void (*pause)(void *ctx, bool on);
 };
 
 struct cluster_opts {
@@ -110,5 +117,14 @@ int cluster__gather_stats(struct cluster *c, void *bufs, size_t each,
 void cluster__broadcast_stop(struct cluster *c, int status,
 			     const char *reason);
 bool cluster__stopping(struct cluster *c);
+
+/* Node 0: asks every other node to pause (on) or resume its vCPUs; -1 if
+ * a send failed.  Then, for a pause, waits until every node confirmed;
+ * -1 with the nodes that did not on a timeout, a STOP or a peer down. */
+int cluster__send_pause(struct cluster *c, bool on);
+int cluster__wait_paused(struct cluster *c, unsigned timeout_ms, char *err,
+			 size_t errlen);
+/* Node > 0: every local vCPU parked for node 0's latest PAUSE. */
+void cluster__pause_ack(struct cluster *c);
 
 #endif

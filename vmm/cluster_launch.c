@@ -17,6 +17,7 @@
 #include "net/net_sock.h"
 #include "vmm/agent.h"
 #include "vmm/cluster.h"
+#include "vmm/control_socket.h"
 #include "vmm/machine.h"
 #include "vmm/node_spawn.h"
 #include "vmm/node_stats.h"
@@ -65,6 +66,21 @@ static size_t on_stats(void *ctx, void *buf, size_t cap)
 	return sizeof(s);
 }
 
+/* Node 0 pauses or resumes the VM (QMP stop/cont). */
+static void on_pause(void *ctx, bool on)
+{
+	struct machine *m = atomic_load((machine_ref *)ctx);
+
+	/* No machine yet: nothing runs, and node 0 only pauses a VM it
+	 * started (its wait then times out, naming this node). */
+	if (!m)
+		return;
+	if (on)
+		machine__pause_nowait(m, true);
+	else
+		machine__resume(m);
+}
+
 static struct cluster *join(const struct node_args *a, machine_ref *mp,
 			    char *err, size_t errlen)
 {
@@ -76,7 +92,7 @@ static struct cluster *join(const struct node_args *a, machine_ref *mp,
 	};
 	struct cluster_hooks h = { .ctx = mp, .stop = on_cluster_stop,
 				   .peer_down = on_peer_down,
-				   .stats = on_stats };
+				   .stats = on_stats, .pause = on_pause };
 	struct cluster *c;
 
 	for (unsigned i = 0; i < a->nr_nodes; i++)
@@ -100,10 +116,24 @@ static void finish(struct cluster *c, machine_ref *ref, struct machine *m)
 	machine__destroy(m);
 }
 
+/* The control socket lives as long as the launch (a reset rebuilds the
+ * machine, QMP clients stay connected): made with the first machine. */
+static void attach_socket(struct machine *m, struct control_socket **cs)
+{
+	char err[256];
+
+	if (!*cs) {
+		*cs = control_socket__start(err, sizeof(err));
+		if (!*cs)
+			machine__log(m, "no status socket: %s", err);
+	}
+	m->status_socket = *cs;
+}
+
 /* Node 0 once every other node process runs: assemble the VM (diagram in
  * cluster.h) and run it.  Returns the exit status. */
 static int run_node0(struct vm_config *cfg, const struct node_args *a0,
-		     bool *reset)
+		     struct control_socket **cs, bool *reset)
 {
 	static struct vm_description d;
 	struct machine *m = NULL;
@@ -149,6 +179,7 @@ static int run_node0(struct vm_config *cfg, const struct node_args *a0,
 		goto fail_status;
 	if (cluster__send_start(c, err, sizeof(err)) < 0)
 		goto fail;
+	attach_socket(m, cs);
 	status = machine__run(m);
 	/* A guest reset restarts the whole cluster VM from scratch, as a
 	 * power cycle (the caller starts the nodes again). */
@@ -170,6 +201,7 @@ fail_status:
 
 int cluster_launch__local(struct vm_config *cfg)
 {
+	struct control_socket *cs = NULL;
 	struct local_cluster lc;
 	char err[512];
 	int status, children;
@@ -181,13 +213,15 @@ int cluster_launch__local(struct vm_config *cfg)
 		if (node_spawn__local(&lc, cfg->local_nodes, "/proc/self/exe",
 				      NULL, err, sizeof(err)) < 0) {
 			fprintf(stderr, "krg-vmm: %s\n", err);
+			control_socket__stop(cs);
 			return KRG_EXIT_FAILURE;
 		}
-		status = run_node0(cfg, &lc.node0, &reset);
+		status = run_node0(cfg, &lc.node0, &cs, &reset);
 		children = node_spawn__reap(&lc, REAP_TIMEOUT_MS);
 		if (reset)
 			fprintf(stderr, "krg-vmm: rebooting the cluster VM\n");
 	} while (reset && !children);
+	control_socket__stop(cs);
 	return status ? status : children;
 }
 
@@ -210,18 +244,17 @@ static int listen_node0(const char *entry, const char *local_ip, char *addr,
 	return net_sock__listen(host, port, addr, addrlen, err, errlen);
 }
 
-int cluster_launch__remote(struct vm_config *cfg)
+/* One boot of a cluster VM on agents' hosts; *reset: boot again. */
+static int remote_once(struct vm_config *cfg, struct control_socket **cs,
+		       bool *reset)
 {
 	static struct node_args a0;
 	const char *agents[NET_MAX_NODES];
 	struct agent_session *s;
 	char err[512], local_ip[64] = "0.0.0.0";
 	uint8_t token[16];
-	int status;
 
-	bool reset;
-
-	machine__block_signals();
+	*reset = false;
 	if (!cfg->cluster_key[0]) {
 		fprintf(stderr, "krg-vmm: nodes on other hosts need "
 			"--cluster-key FILE (the same key as their agents)\n");
@@ -249,17 +282,29 @@ int cluster_launch__remote(struct vm_config *cfg)
 	if (agent__spawn(s, a0.cluster_id, a0.addrs, err, sizeof(err)) < 0)
 		goto fail;
 	agent__close(s);
-	status = run_node0(cfg, &a0, &reset);
-	if (reset) {
-		/* Every node process ended: start them all again. */
-		fprintf(stderr, "krg-vmm: rebooting the cluster VM\n");
-		return cluster_launch__remote(cfg);
-	}
-	return status;
+	return run_node0(cfg, &a0, cs, reset);
 fail:
 	fprintf(stderr, "krg-vmm: %s\n", err);
 	agent__close(s);
 	return KRG_EXIT_FAILURE;
+}
+
+int cluster_launch__remote(struct vm_config *cfg)
+{
+	struct control_socket *cs = NULL;
+	int status;
+	bool reset;
+
+	machine__block_signals();
+	for (;;) {
+		status = remote_once(cfg, &cs, &reset);
+		if (!reset)
+			break;
+		/* Every node process ended: start them all again. */
+		fprintf(stderr, "krg-vmm: rebooting the cluster VM\n");
+	}
+	control_socket__stop(cs);
+	return status;
 }
 
 int cluster_launch__node(int argc, char *const argv[])

@@ -1,132 +1,288 @@
+/* The control socket's server: one thread polls the listening socket,
+ * every client and a wake-up pipe; each client has its own QMP session.
+ * Commands run on this thread (one at a time, as in QEMU's monitor);
+ * events from other threads are queued and handed out here, so sessions
+ * are only ever touched by this thread. */
 #include "vmm/control_socket.h"
 
-#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "vmm/cluster.h"
-#include "vmm/machine.h"
-#include "vmm/node_stats.h"
+#include "vmm/cli.h"
+#include "vmm/control_priv.h"
 
-#define STATUS_MAX (NET_MAX_NODES * 2048 + 4096)
-#define GATHER_TIMEOUT_MS 2000
+#define READ_CHUNK 4096
+/* At exit: how long queued replies and events may take to go out. */
+#define FLUSH_MS 500
 
-struct control_socket {
-	struct machine *m;
-	int fd, stop_pipe[2];
-	char path[108];
-	pthread_t thread;
-};
-
-size_t control_socket__status_text(struct machine *m, char *buf, size_t size)
+static void wake(struct control_socket *cs)
 {
-	static _Thread_local struct node_stats all[NET_MAX_NODES];
-	bool have[NET_MAX_NODES] = { false };
-	unsigned nodes = m->cluster ? cluster__nr_nodes(m->cluster) : 1;
-	size_t n = 0;
-
-	node_stats__collect(m, &all[0]);
-	have[0] = true;
-	if (m->cluster) {
-		bool got[NET_MAX_NODES];
-
-		cluster__gather_stats(m->cluster, all, sizeof(all[0]), got,
-				      GATHER_TIMEOUT_MS);
-		for (unsigned i = 1; i < nodes; i++) {
-			struct node_stats tmp;
-
-			have[i] = got[i] &&
-				  node_stats__check(&all[i], sizeof(all[i]), i,
-						    &tmp) == 0;
-		}
-	}
-	n += (size_t)snprintf(buf + n, size - n, "VM: %u vCPUs, %llu MiB, %u "
-			      "node%s; vCPU placement:", m->nr_vcpus,
-			      (unsigned long long)m->cfg->ram_mib, nodes,
-			      nodes > 1 ? "s" : "");
-	for (unsigned i = 0; i < m->nr_vcpus && n < size; i++)
-		n += (size_t)snprintf(buf + n, size - n, " %u->%d", i,
-				      m->cluster ?
-					      numa_layout__vcpu_node(&m->layout,
-								     i) :
-					      0);
-	if (n < size)
-		n += (size_t)snprintf(buf + n, size - n, "\n");
-	for (unsigned i = 0; i < nodes && n < size; i++) {
-		const char *addr = m->cluster ? cluster__addr(m->cluster, i) :
-						"local";
-
-		if (!have[i])
-			n += (size_t)snprintf(buf + n, size - n,
-					      "node %u (%s): no answer\n", i,
-					      addr);
-		else
-			n += node_stats__format(&all[i], addr, buf + n,
-						size - n);
-	}
-	return n < size ? n : size - 1;
+	/* Non-blocking: a full pipe already means "look". */
+	(void)!write(cs->wake[1], "x", 1);
 }
 
-static void serve_one(struct control_socket *cs, int fd)
+void control_socket__event(struct control_socket *cs, const char *name,
+			   json_t *data)
 {
-	static _Thread_local char text[STATUS_MAX];
-	char cmd[64] = "";
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	ssize_t r = 0;
-	size_t n, off = 0;
+	struct timespec now;
+	char *text;
 
-	if (poll(&p, 1, 2000) == 1)
-		r = read(fd, cmd, sizeof(cmd) - 1);
-	cmd[r > 0 ? r : 0] = '\0';
-	cmd[strcspn(cmd, "\r\n")] = '\0';
-	if (!strcmp(cmd, "status"))
-		n = control_socket__status_text(cs->m, text, sizeof(text));
-	else
-		n = (size_t)snprintf(text, sizeof(text), "error: unknown "
-				     "command '%.40s' (known: status)\n", cmd);
-	while (off < n) {
-		r = send(fd, text + off, n - off, MSG_NOSIGNAL);
-		if (r <= 0)
-			break;
-		off += (size_t)r;
+	if (!cs)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	text = qmp__event_text(name, data, &now);
+	if (!text)
+		return;
+	pthread_mutex_lock(&cs->ev_lock);
+	if (cs->nr_events == CONTROL_MAX_EVENTS) {
+		free(cs->events[0]);
+		memmove(cs->events, cs->events + 1,
+			(CONTROL_MAX_EVENTS - 1) * sizeof(cs->events[0]));
+		cs->nr_events--;
 	}
+	cs->events[cs->nr_events++] = text;
+	pthread_mutex_unlock(&cs->ev_lock);
+	wake(cs);
+}
+
+static void drop_client(struct control_client *c)
+{
+	close(c->fd);
+	qmp_session__free(c->s);
+	c->fd = -1;
+	c->s = NULL;
+	c->eof = false;
+}
+
+/* Sends what the socket takes now; drops a client that broke. */
+static void flush_client(struct control_client *c)
+{
+	size_t len;
+	const char *out = qmp_session__output(c->s, &len);
+
+	while (len) {
+		ssize_t n = send(c->fd, out, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+				drop_client(c);
+			return;
+		}
+		qmp_session__consume(c->s, (size_t)n);
+		out = qmp_session__output(c->s, &len);
+	}
+	if (c->eof)
+		drop_client(c);
+}
+
+static void hand_out_events(struct control_socket *cs)
+{
+	char *ev[CONTROL_MAX_EVENTS];
+	unsigned n;
+
+	pthread_mutex_lock(&cs->ev_lock);
+	n = cs->nr_events;
+	memcpy(ev, cs->events, n * sizeof(ev[0]));
+	cs->nr_events = 0;
+	pthread_mutex_unlock(&cs->ev_lock);
+	for (unsigned i = 0; i < n; i++) {
+		for (unsigned k = 0; k < CONTROL_MAX_CLIENTS; k++) {
+			struct control_client *c = &cs->clients[k];
+
+			if (c->fd >= 0 &&
+			    qmp_session__push_event(c->s, ev[i]) < 0)
+				drop_client(c);
+		}
+		free(ev[i]);
+	}
+}
+
+static struct control_client *free_slot(struct control_socket *cs)
+{
+	for (unsigned k = 0; k < CONTROL_MAX_CLIENTS; k++)
+		if (cs->clients[k].fd < 0)
+			return &cs->clients[k];
+	return NULL;
+}
+
+/* Every connection waiting, while there is room: a burst of clients must
+ * not wait for one poll round each.  With every slot taken, connections
+ * wait in the listen backlog until a client leaves. */
+static void accept_clients(struct control_socket *cs)
+{
+	struct control_client *c;
+	int fd;
+
+	while ((c = free_slot(cs)) &&
+	       (fd = accept4(cs->fd, NULL, NULL,
+			     SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+		c->s = qmp_session__new(&cs->qmp);
+		if (!c->s) {
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		flush_client(c); /* the greeting */
+	}
+}
+
+static void read_client(struct control_socket *cs, struct control_client *c)
+{
+	char buf[READ_CHUNK];
+	ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+	int rc;
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+		      errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* A client may send its commands and shut its side: the
+		 * replies still go out. */
+		c->eof = true;
+		return;
+	}
+	pthread_mutex_lock(&cs->m_lock);
+	rc = qmp_session__feed(c->s, buf, (size_t)n);
+	pthread_mutex_unlock(&cs->m_lock);
+	if (rc < 0)
+		drop_client(c);
+}
+
+static void serve(struct control_socket *cs)
+{
+	struct pollfd p[2 + CONTROL_MAX_CLIENTS];
+	int who[2 + CONTROL_MAX_CLIENTS];
+	unsigned n = 0;
+	char drain[64];
+
+	p[n++] = (struct pollfd){ .fd = cs->wake[0], .events = POLLIN };
+	p[n++] = (struct pollfd){ .fd = cs->fd,
+				  .events = free_slot(cs) ? POLLIN : 0 };
+	for (int k = 0; k < CONTROL_MAX_CLIENTS; k++) {
+		struct control_client *c = &cs->clients[k];
+		size_t pending;
+
+		if (c->fd < 0)
+			continue;
+		qmp_session__output(c->s, &pending);
+		who[n] = k;
+		p[n++] = (struct pollfd){
+			.fd = c->fd,
+			.events = (short)((c->eof ? 0 : POLLIN) |
+					  (pending ? POLLOUT : 0)),
+		};
+	}
+	if (poll(p, n, -1) < 0)
+		return;
+	if (p[0].revents)
+		while (read(cs->wake[0], drain, sizeof(drain)) > 0)
+			;
+	if (p[1].revents & POLLIN)
+		accept_clients(cs);
+	for (unsigned i = 2; i < n; i++) {
+		struct control_client *c = &cs->clients[who[i]];
+
+		if (c->fd != p[i].fd)
+			continue;
+		if (p[i].revents & (POLLERR | POLLNVAL)) {
+			drop_client(c);
+			continue;
+		}
+		if (p[i].revents & (POLLIN | POLLHUP))
+			read_client(cs, c);
+	}
+	/* Replies first, then the events the commands caused. */
+	hand_out_events(cs);
+	for (int k = 0; k < CONTROL_MAX_CLIENTS; k++)
+		if (cs->clients[k].fd >= 0)
+			flush_client(&cs->clients[k]);
+}
+
+/* Last replies and events out, bounded in time: a client that does not
+ * read must not hold up the exit. */
+static void final_flush(struct control_socket *cs)
+{
+	struct timespec t0, t;
+
+	hand_out_events(cs);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd p[CONTROL_MAX_CLIENTS];
+		unsigned n = 0;
+		long left;
+
+		for (int k = 0; k < CONTROL_MAX_CLIENTS; k++) {
+			struct control_client *c = &cs->clients[k];
+			size_t pending;
+
+			if (c->fd < 0)
+				continue;
+			qmp_session__output(c->s, &pending);
+			if (pending)
+				p[n++] = (struct pollfd){ .fd = c->fd,
+							  .events = POLLOUT };
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		left = FLUSH_MS - ((t.tv_sec - t0.tv_sec) * 1000 +
+				   (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (!n || left <= 0 || poll(p, n, (int)left) <= 0)
+			break;
+		for (int k = 0; k < CONTROL_MAX_CLIENTS; k++)
+			if (cs->clients[k].fd >= 0)
+				flush_client(&cs->clients[k]);
+	}
+	for (int k = 0; k < CONTROL_MAX_CLIENTS; k++)
+		if (cs->clients[k].fd >= 0)
+			drop_client(&cs->clients[k]);
 }
 
 static void *control_thread(void *arg)
 {
 	struct control_socket *cs = arg;
 
-	for (;;) {
-		struct pollfd p[2] = { { .fd = cs->fd, .events = POLLIN },
-				       { .fd = cs->stop_pipe[0],
-					 .events = POLLIN } };
-		int fd;
-
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (p[1].revents)
-			break;
-		if (!(p[0].revents & POLLIN))
-			continue;
-		fd = accept4(cs->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;
-		serve_one(cs, fd);
-		close(fd);
-	}
+	pthread_setname_np(pthread_self(), "krg-control");
+	while (!atomic_load(&cs->stopping))
+		serve(cs);
+	final_flush(cs);
 	return NULL;
 }
 
-struct control_socket *control_socket__start(struct machine *m, char *err,
-					     size_t errlen)
+static void version_numbers(struct qmp_config *q)
+{
+	/* "0.1.0" -> 0, 1, 0: what QMP clients read as the version. */
+	if (sscanf(KRG_VMM_VERSION, "%d.%d.%d", &q->major, &q->minor,
+		   &q->micro) != 3)
+		q->major = q->minor = q->micro = 0;
+	q->package = "krg-vmm " KRG_VMM_VERSION;
+}
+
+static void free_socket(struct control_socket *cs)
+{
+	if (cs->fd >= 0)
+		close(cs->fd);
+	if (cs->wake[0] >= 0) {
+		close(cs->wake[0]);
+		close(cs->wake[1]);
+	}
+	for (unsigned i = 0; i < cs->nr_events; i++)
+		free(cs->events[i]);
+	pthread_mutex_destroy(&cs->m_lock);
+	pthread_mutex_destroy(&cs->ev_lock);
+	free(cs);
+}
+
+struct control_socket *control_socket__start(char *err, size_t errlen)
 {
 	struct control_socket *cs = calloc(1, sizeof(*cs));
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -135,31 +291,35 @@ struct control_socket *control_socket__start(struct machine *m, char *err,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	cs->m = m;
-	cs->fd = -1;
+	cs->fd = cs->wake[0] = cs->wake[1] = -1;
+	pthread_mutex_init(&cs->m_lock, NULL);
+	pthread_mutex_init(&cs->ev_lock, NULL);
+	for (int k = 0; k < CONTROL_MAX_CLIENTS; k++)
+		cs->clients[k].fd = -1;
+	control_vm__init_ops(cs);
+	cs->qmp.cmds = qmp_commands__table(&cs->qmp.nr_cmds);
+	cs->qmp.ctx = &cs->ops;
+	version_numbers(&cs->qmp);
 	snprintf(cs->path, sizeof(cs->path), "%s/vm-%d.sock",
 		 CONTROL_SOCKET_DIR, (int)getpid());
 	mkdir(CONTROL_SOCKET_DIR, 0700);
 	unlink(cs->path);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", cs->path);
-	cs->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (cs->fd < 0 || bind(cs->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(cs->path, 0600) < 0 || listen(cs->fd, 8) < 0 ||
-	    pipe(cs->stop_pipe) < 0) {
+	cs->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (cs->fd < 0 ||
+	    bind(cs->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    chmod(cs->path, 0600) < 0 || listen(cs->fd, 16) < 0 ||
+	    pipe2(cs->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		snprintf(err, errlen, "control socket %s: %s", cs->path,
 			 strerror(errno));
-		if (cs->fd >= 0)
-			close(cs->fd);
-		free(cs);
+		unlink(cs->path);
+		free_socket(cs);
 		return NULL;
 	}
 	if (pthread_create(&cs->thread, NULL, control_thread, cs)) {
 		snprintf(err, errlen, "control socket: no thread");
-		close(cs->fd);
-		close(cs->stop_pipe[0]);
-		close(cs->stop_pipe[1]);
 		unlink(cs->path);
-		free(cs);
+		free_socket(cs);
 		return NULL;
 	}
 	return cs;
@@ -169,75 +329,9 @@ void control_socket__stop(struct control_socket *cs)
 {
 	if (!cs)
 		return;
-	(void)!write(cs->stop_pipe[1], "x", 1);
+	atomic_store(&cs->stopping, true);
+	wake(cs);
 	pthread_join(cs->thread, NULL);
-	close(cs->fd);
-	close(cs->stop_pipe[0]);
-	close(cs->stop_pipe[1]);
 	unlink(cs->path);
-	free(cs);
-}
-
-/* The one socket in CONTROL_SOCKET_DIR, or an error listing them. */
-static int find_socket(char *path, size_t size)
-{
-	size_t dl = strlen(CONTROL_SOCKET_DIR) + 1;
-	DIR *d = opendir(CONTROL_SOCKET_DIR);
-	struct dirent *e;
-	unsigned found = 0;
-
-	if (!d) {
-		fprintf(stderr, "krg-vmm: no VM is running here (%s: %s)\n",
-			CONTROL_SOCKET_DIR, strerror(errno));
-		return -1;
-	}
-	while ((e = readdir(d))) {
-		if (strncmp(e->d_name, "vm-", 3) ||
-		    !strstr(e->d_name, ".sock"))
-			continue;
-		if (found++ == 0 && strlen(e->d_name) + dl < size)
-			snprintf(path, size, "%s/%.*s", CONTROL_SOCKET_DIR,
-				 (int)(size - dl - 1), e->d_name);
-		else
-			fprintf(stderr, "krg-vmm: several VMs run here: %s/%s "
-				"and %s; name one: krg-vmm status SOCKET\n",
-				CONTROL_SOCKET_DIR, e->d_name, path);
-	}
-	closedir(d);
-	if (!found)
-		fprintf(stderr, "krg-vmm: no VM is running here (no socket in "
-			"%s)\n", CONTROL_SOCKET_DIR);
-	return found == 1 ? 0 : -1;
-}
-
-int control_socket__client(int argc, char *const argv[])
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char path[108], buf[4096];
-	ssize_t r;
-	int fd;
-
-	if (argc > 1) {
-		fprintf(stderr, "krg-vmm: usage: krg-vmm status [SOCKET]\n");
-		return 2;
-	}
-	if (argc == 1)
-		snprintf(path, sizeof(path), "%s", argv[0]);
-	else if (find_socket(path, sizeof(path)) < 0)
-		return 1;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		fprintf(stderr, "krg-vmm: %s: %s\n", path, strerror(errno));
-		return 1;
-	}
-	if (write(fd, "status\n", 7) != 7) {
-		fprintf(stderr, "krg-vmm: %s: %s\n", path, strerror(errno));
-		close(fd);
-		return 1;
-	}
-	while ((r = read(fd, buf, sizeof(buf))) > 0)
-		fwrite(buf, 1, (size_t)r, stdout);
-	close(fd);
-	return 0;
+	free_socket(cs);
 }

@@ -1,12 +1,17 @@
-/* The running VM's control socket (on the boot node): a unix socket in
- * /run/krg-vmm/ that `krg-vmm status` reads.  One command per connection,
- * a line of text; the reply is text, then the socket closes:
- *   status   the cluster (nodes, vCPU placement) and every node's counters
- * (The QMP protocol of a later version shares the socket.) */
+/* The running VM's control socket on the boot node: a unix socket,
+ * CONTROL_SOCKET_DIR/vm-PID.sock (mode 0600), that speaks QMP (vmm/qmp.h,
+ * commands in vmm/qmp_commands.h) to several clients at once, each with
+ * its own session.  `krg-vmm status` is one such client.
+ *
+ * The socket lives as long as the launch; the machine attaches to it when
+ * it starts running and detaches when it stopped, so clients stay
+ * connected across a guest reset (which builds a new machine). */
 #ifndef KRG_VMM_CONTROL_SOCKET_H
 #define KRG_VMM_CONTROL_SOCKET_H
 
 #include <stddef.h>
+
+#include <jansson.h>
 
 #define CONTROL_SOCKET_DIR "/run/krg-vmm"
 
@@ -15,11 +20,24 @@ struct control_socket;
 
 /* Listens at CONTROL_SOCKET_DIR/vm-PID.sock.  NULL with a reason (the VM
  * runs on without one). */
-struct control_socket *control_socket__start(struct machine *m, char *err,
-					     size_t errlen);
+struct control_socket *control_socket__start(char *err, size_t errlen);
+/* Sends what is queued (briefly), closes every client, removes the
+ * socket.  NULL does nothing. */
 void control_socket__stop(struct control_socket *cs);
 
-/* The status text (also what --stats prints at exit on node 0). */
+/* machine__run: before the vCPUs start (a VM paused over QMP stays
+ * paused), and once the VM stopped (emits SHUTDOWN, or RESET when a new
+ * machine follows).  After detach no command touches m.  cs may be NULL. */
+void control_socket__attach(struct control_socket *cs, struct machine *m);
+void control_socket__detach(struct control_socket *cs, struct machine *m);
+
+/* A QMP event to every client that negotiated; data borrowed, may be
+ * NULL.  Any thread; cs may be NULL. */
+void control_socket__event(struct control_socket *cs, const char *name,
+			   json_t *data);
+
+/* The status text (query-krg-status, `krg-vmm status`, and what --stats
+ * prints at exit on node 0). */
 size_t control_socket__status_text(struct machine *m, char *buf,
 				   size_t size);
 

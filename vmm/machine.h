@@ -113,7 +113,7 @@ struct machine {
 	struct irq_remote *irq_remote;
 	struct io_forward_client *io_client;  /* nodes without devices */
 	struct io_forward_server *io_server;  /* node 0 */
-	struct control_socket *status_socket; /* node 0: krg-vmm status */
+	struct control_socket *status_socket; /* node 0: QMP; the launch owns it */
 	uint64_t start_ns;                    /* vclock when the VM started */
 
 	pthread_mutex_t life_lock;
@@ -124,6 +124,11 @@ struct machine {
 	int exit_status;
 	bool reset_requested;
 	char stop_reason[256];
+	/* Why the VM stopped, in QEMU's ShutdownCause names for QMP events
+	 * ("guest-shutdown", "host-qmp-quit", ...); NULL: not said. */
+	const char *stop_cause;
+	/* Node > 0 paused by node 0: tell it once every local vCPU parked. */
+	bool pause_ack;
 };
 
 /* Builds the VM from cfg (KVM, RAM, interrupt controllers, devices,
@@ -169,6 +174,16 @@ void machine__block_signals(void);
 /* Called by any thread: stop the VM with this exit status. */
 void machine__request_stop(struct machine *m, int status, const char *fmt,
 			   ...) __attribute__((format(printf, 3, 4)));
+/* The same, saying why in QEMU's ShutdownCause words (a string literal,
+ * kept): what the QMP SHUTDOWN event reports. */
+void machine__request_stop_cause(struct machine *m, int status,
+				 const char *cause, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* A reset of the whole VM (restarts every node), or a stop when the VM
+ * was told to exit on reset.  cause as above ("guest-reset", ...), what
+ * for the log ("guest reset"). */
+void machine__request_reset(struct machine *m, const char *cause,
+			    const char *what);
 
 /* vCPU threads call this when m->pause is set: completes nothing itself,
  * just waits until the pause ends (or stop).  */
@@ -177,6 +192,10 @@ void machine__park_vcpu(struct machine *m);
 /* Pause every vCPU (outside KVM_RUN, pending I/O completed) and resume. */
 void machine__pause(struct machine *m);
 void machine__resume(struct machine *m);
+/* Asks this node's vCPUs to park without waiting for them (a transport
+ * thread must not block).  With ack, a node > 0 tells node 0 once they
+ * all parked (cluster__pause_ack). */
+void machine__pause_nowait(struct machine *m, bool ack);
 
 /* Whole-machine state (vCPUs, LAPICs, devices) + RAM. */
 int machine__save_file(struct machine *m, const char *path, char *err,

@@ -200,6 +200,9 @@ static int build_acpi(struct machine *m, uint64_t *rsdp, char *err,
 	}
 	acpi__config_init(&c, m->nr_vcpus);
 	c.rtc_century = 0x32;
+	/* vmm/devices/acpi_pm.c has the fixed power button (QMP
+	 * system_powerdown presses it). */
+	c.power_button = true;
 	/* A cluster VM: one guest NUMA node per cluster node (SRAT/SLIT). */
 	if (m->cluster)
 		c.numa = &numa;

@@ -27,16 +27,59 @@ void machine__block_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+static void request_stop(struct machine *m, int status, const char *cause,
+			 const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+
+static void request_stop(struct machine *m, int status, const char *cause,
+			 const char *fmt, va_list ap)
+{
+	pthread_mutex_lock(&m->life_lock);
+	if (!atomic_load(&m->stop)) {
+		m->exit_status = status;
+		m->stop_cause = cause;
+		vsnprintf(m->stop_reason, sizeof(m->stop_reason), fmt, ap);
+		atomic_store(&m->stop, true);
+		pthread_cond_broadcast(&m->life_cond);
+	}
+	pthread_mutex_unlock(&m->life_lock);
+}
+
 void machine__request_stop(struct machine *m, int status, const char *fmt, ...)
 {
 	va_list ap;
 
+	va_start(ap, fmt);
+	request_stop(m, status, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void machine__request_stop_cause(struct machine *m, int status,
+				 const char *cause, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	request_stop(m, status, cause, fmt, ap);
+	va_end(ap);
+}
+
+void machine__request_reset(struct machine *m, const char *cause,
+			    const char *what)
+{
+	if (m->cfg->on_reset == VM_RESET_EXIT) {
+		machine__request_stop_cause(m, KRG_EXIT_OK, cause,
+					    "%s (exiting as asked)", what);
+		return;
+	}
+	/* Only a reset that ends the run reboots: if a signal (or anything
+	 * else) stopped the VM first, it stays stopped. */
 	pthread_mutex_lock(&m->life_lock);
 	if (!atomic_load(&m->stop)) {
-		m->exit_status = status;
-		va_start(ap, fmt);
-		vsnprintf(m->stop_reason, sizeof(m->stop_reason), fmt, ap);
-		va_end(ap);
+		m->reset_requested = true;
+		m->exit_status = KRG_EXIT_OK;
+		m->stop_cause = cause;
+		snprintf(m->stop_reason, sizeof(m->stop_reason), "%s", what);
 		atomic_store(&m->stop, true);
 		pthread_cond_broadcast(&m->life_cond);
 	}
@@ -45,9 +88,20 @@ void machine__request_stop(struct machine *m, int status, const char *fmt, ...)
 
 void machine__park_vcpu(struct machine *m)
 {
+	bool ack;
+
 	pthread_mutex_lock(&m->life_lock);
 	m->nr_parked++;
+	ack = m->pause_ack && m->nr_parked >= m->nr_local_vcpus;
+	if (ack)
+		m->pause_ack = false;
 	pthread_cond_broadcast(&m->life_cond);
+	if (ack) {
+		/* Not under the lock: a send may wait for socket space. */
+		pthread_mutex_unlock(&m->life_lock);
+		cluster__pause_ack(m->cluster);
+		pthread_mutex_lock(&m->life_lock);
+	}
 	while (atomic_load(&m->pause) && !atomic_load(&m->stop))
 		pthread_cond_wait(&m->life_cond, &m->life_lock);
 	m->nr_parked--;
@@ -78,8 +132,23 @@ void machine__resume(struct machine *m)
 {
 	pthread_mutex_lock(&m->life_lock);
 	atomic_store(&m->pause, false);
+	m->pause_ack = false;
 	pthread_cond_broadcast(&m->life_cond);
 	pthread_mutex_unlock(&m->life_lock);
+}
+
+void machine__pause_nowait(struct machine *m, bool ack)
+{
+	bool now;
+
+	pthread_mutex_lock(&m->life_lock);
+	atomic_store(&m->pause, true);
+	now = ack && m->nr_parked >= m->nr_local_vcpus;
+	m->pause_ack = ack && !now;
+	pthread_mutex_unlock(&m->life_lock);
+	kick_all(m);
+	if (now && m->cluster)
+		cluster__pause_ack(m->cluster);
 }
 
 /* Devices' requests (poweroff, reset, debug-exit, Ctrl-A x). */
@@ -89,35 +158,20 @@ static void control_request(void *ctx, enum machine_request req, int status)
 
 	switch (req) {
 	case MACHINE_REQ_POWEROFF:
-		machine__request_stop(m, KRG_EXIT_OK, "guest powered off");
+		machine__request_stop_cause(m, KRG_EXIT_OK, "guest-shutdown",
+					    "guest powered off");
 		break;
 	case MACHINE_REQ_RESET:
-		if (m->cfg->on_reset == VM_RESET_EXIT) {
-			machine__request_stop(m, KRG_EXIT_OK,
-					      "guest reset (exiting as asked)");
-		} else {
-			/* Only a reset that ends the run reboots: if a signal
-			 * (or anything else) stopped the VM first, it stays
-			 * stopped. */
-			pthread_mutex_lock(&m->life_lock);
-			if (!atomic_load(&m->stop)) {
-				m->reset_requested = true;
-				m->exit_status = KRG_EXIT_OK;
-				snprintf(m->stop_reason, sizeof(m->stop_reason),
-					 "guest reset");
-				atomic_store(&m->stop, true);
-				pthread_cond_broadcast(&m->life_cond);
-			}
-			pthread_mutex_unlock(&m->life_lock);
-		}
+		machine__request_reset(m, "guest-reset", "guest reset");
 		break;
 	case MACHINE_REQ_DEBUG_EXIT:
-		machine__request_stop(m, status,
-				      "guest wrote to the debug-exit port "
-				      "(status %d)", status);
+		machine__request_stop_cause(m, status, "guest-shutdown",
+					    "guest wrote to the debug-exit "
+					    "port (status %d)", status);
 		break;
 	case MACHINE_REQ_QUIT:
-		machine__request_stop(m, KRG_EXIT_OK, "quit (Ctrl-A x)");
+		machine__request_stop_cause(m, KRG_EXIT_OK, "host-ui",
+					    "quit (Ctrl-A x)");
 		break;
 	}
 }
@@ -174,14 +228,17 @@ static void *signal_thread(void *arg)
 			pthread_mutex_lock(&m->life_lock);
 			if (m->reset_requested) {
 				m->reset_requested = false;
+				m->stop_cause = "host-signal";
 				snprintf(m->stop_reason, sizeof(m->stop_reason),
 					 "terminated by signal %d (%s) during a "
 					 "guest reset", sig, strsignal(sig));
 			}
 			pthread_mutex_unlock(&m->life_lock);
-			machine__request_stop(m, KRG_EXIT_OK,
-					      "terminated by signal %d (%s)",
-					      sig, strsignal(sig));
+			machine__request_stop_cause(m, KRG_EXIT_OK,
+						    "host-signal",
+						    "terminated by signal %d "
+						    "(%s)", sig,
+						    strsignal(sig));
 		}
 	}
 	return NULL;
@@ -195,11 +252,9 @@ int machine__run(struct machine *m)
 	char err[256];
 
 	m->start_ns = vclock__now_ns();
-	if (m->node_self == 0) {
-		m->status_socket = control_socket__start(m, err, sizeof(err));
-		if (!m->status_socket)
-			machine__log(m, "no status socket: %s", err);
-	}
+	/* Before the vCPUs start: a VM paused over QMP stays paused across
+	 * a reset. */
+	control_socket__attach(m->status_socket, m);
 	machine__start_devices(m);
 	for (i = 0; i < m->nr_vcpus; i++) {
 		if (m->vcpus[i] && vcpu__start(m->vcpus[i]) < 0) {
@@ -235,8 +290,9 @@ int machine__run(struct machine *m)
 		control_socket__status_text(m, text, sizeof(text));
 		fprintf(stderr, "krg-vmm: stats at exit:\n%s", text);
 	}
-	control_socket__stop(m->status_socket);
-	m->status_socket = NULL;
+	/* The socket outlives the machine (a reset builds a new one): it
+	 * tells its clients why this one ended and lets go of it. */
+	control_socket__detach(m->status_socket, m);
 	if (m->cluster) {
 		/* Every node stops; a vCPU blocked on a page or an I/O
 		 * reply from a node that is gone must be let go. */

@@ -12,6 +12,7 @@
 
 static int launch(struct vm_config *cfg)
 {
+	struct control_socket *cs = NULL;
 	char err[512];
 	struct machine *m;
 	int status;
@@ -27,13 +28,21 @@ static int launch(struct vm_config *cfg)
 		status = machine__build(cfg, &m, err, sizeof(err));
 		if (status) {
 			fprintf(stderr, "krg-vmm: %s\n", err);
+			control_socket__stop(cs);
 			return status;
 		}
+		/* One socket for the whole launch: QMP clients stay
+		 * connected across a reset. */
+		if (!cs && !(cs = control_socket__start(err, sizeof(err))))
+			machine__log(m, "no status socket: %s", err);
+		m->status_socket = cs;
 		status = machine__run(m);
 		reset = m->reset_requested && status == KRG_EXIT_OK;
 		machine__destroy(m);
-		if (!reset)
+		if (!reset) {
+			control_socket__stop(cs);
 			return status;
+		}
 		/* A reset restarts from a fresh machine: same as a
 		 * power cycle, and no device can keep stale state. */
 		cfg->state_in[0] = '\0';

@@ -182,6 +182,22 @@ isr_wake:
 	incq %gs:PCPU_WAKEUPS
 	jmp count_eoi_return
 
+/* VEC_SCI: the SCI is a level that stays high while an enabled ACPI
+ * event is pending; disabling the events (PM1_EN = 0) drops it before
+ * the EOI, so it does not fire again.  User mode looks at PM1_STS. */
+	.balign 16
+	.globl isr_sci
+isr_sci:
+	pushq %rax
+	pushq %rdx
+	movl $0x602, %edx
+	xorl %eax, %eax
+	outw %ax, %dx
+	popq %rdx
+	popq %rax
+	incq %gs:PCPU_SCI_COUNT
+	jmp count_eoi_return
+
 /* VEC_PROBE: snapshot the LAPIC in C.  Nine pushes after the CPU's
  * five-qword frame leave the stack 16-byte aligned for the call. */
 	.balign 16

@@ -48,6 +48,7 @@ static const struct test tests[] = {
 	{ "triplefault", test_triplefault, 1 },
 	{ "reset", test_reset, 1 },
 	{ "hltwake", test_hltwake, 1 },
+	{ "powerbtn", test_powerbtn, 1 },
 	{ "coh-atomic", test_coh_atomic, 1 },
 	{ "coh-spinlock", test_coh_spinlock, 1 },
 	{ "coh-mp", test_coh_mp, 1 },
@@ -325,10 +326,10 @@ static void make_plan(void)
 		plan_add("coh-falseshare");
 	} else if (!plan_add(opts.test)) {
 		fail("unknown test (smp ipi timer ioapic all work spin fallback "
-		     "triplefault reset hltwake bench bench-pio bench-mmio bench-syscall "
-		     "bench-ipi bench-timer bench-dsm bench-compute bench-idle "
-		     "bench-idle-quiet coherence coh-atomic coh-spinlock coh-mp "
-		     "coh-sb coh-falseshare coh-sb-nofence)");
+		     "triplefault reset hltwake powerbtn bench bench-pio bench-mmio "
+		     "bench-syscall bench-ipi bench-timer bench-dsm bench-compute "
+		     "bench-idle bench-idle-quiet coherence coh-atomic "
+		     "coh-spinlock coh-mp coh-sb coh-falseshare coh-sb-nofence)");
 	}
 	for (unsigned i = 0; i < nplan; i++)
 		if (ncpus < plan[i]->min_cpus)

@@ -175,6 +175,7 @@ void test_fallback(unsigned cpu);
 void test_triplefault(unsigned cpu);
 void test_reset(unsigned cpu);
 void test_hltwake(unsigned cpu);
+void test_powerbtn(unsigned cpu);
 /* test_coherence.c: test=coherence runs the first five */
 void test_coh_atomic(unsigned cpu);
 void test_coh_spinlock(unsigned cpu);

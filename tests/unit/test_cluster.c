@@ -1,7 +1,7 @@
 /* The cluster control plane: the VM description a node receives (and
  * refuses when bad), the "krg-vmm node" arguments, and two cluster members
- * in one process assembling and stopping a VM over real loopback sockets,
- * with messages that arrive before their handler is registered. */
+ * in one process assembling, pausing and stopping a VM over real loopback
+ * sockets, with messages that arrive before their handler is registered. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <netinet/in.h>
@@ -150,7 +150,23 @@ struct member {
 	char stop_reason[64];
 	int dsm_seen;       /* DSM-range messages seen by the handler */
 	unsigned first_type;
+	int pauses, resumes; /* PAUSE messages seen by the hook */
 };
+
+static void m_pause(void *ctx, bool on)
+{
+	struct member *m = ctx;
+
+	if (on)
+		__atomic_add_fetch(&m->pauses, 1, __ATOMIC_SEQ_CST);
+	else
+		__atomic_add_fetch(&m->resumes, 1, __ATOMIC_SEQ_CST);
+}
+
+static int seen(int *counter)
+{
+	return __atomic_load_n(counter, __ATOMIC_SEQ_CST);
+}
 
 static void m_stop(void *ctx, int status, const char *reason)
 {
@@ -234,7 +250,8 @@ START_TEST(two_members_assemble_and_stop)
 						  .listen_fd = fds[i] };
 			struct cluster_hooks h = { .ctx = &mem[i],
 						   .stop = m_stop,
-						   .stats = m_stats };
+						   .stats = m_stats,
+						   .pause = m_pause };
 
 			mem[i].c = cluster__create(&o, err, sizeof(err));
 			ck_assert_msg(mem[i].c != NULL, "%s", err);
@@ -279,6 +296,34 @@ START_TEST(two_members_assemble_and_stop)
 					       have, 2000), 0);
 	ck_assert(have[1]);
 	ck_assert_uint_eq(all[1].vcpu_exits, 42);
+
+	/* PAUSE: node 1's hook runs; node 0 waits for its confirmation and
+	 * names it when none comes.  Only node 0 pauses the others. */
+	ck_assert_int_eq(cluster__send_pause(mem[1].c, true), -1);
+	ck_assert_int_eq(cluster__send_pause(mem[0].c, true), 0);
+	ck_assert_int_eq(cluster__wait_paused(mem[0].c, 300, err, sizeof(err)),
+			 -1);
+	ck_assert_str_eq(err, "node 1 did not confirm the pause within 300 ms");
+	ck_assert_int_eq(seen(&mem[1].pauses), 1);
+	cluster__pause_ack(mem[1].c);
+	ck_assert_int_eq(cluster__wait_paused(mem[0].c, 5000, err, sizeof(err)),
+			 0);
+	/* A confirmation of an older PAUSE does not count for a new one. */
+	ck_assert_int_eq(cluster__send_pause(mem[0].c, false), 0);
+	ck_assert_int_eq(cluster__wait_paused(mem[0].c, 10, err, sizeof(err)),
+			 0);
+	for (int i = 0; i < 100 && seen(&mem[1].resumes) < 1; i++)
+		usleep(10000);
+	ck_assert_int_eq(seen(&mem[1].resumes), 1);
+	cluster__pause_ack(mem[1].c); /* answers the resume: stale */
+	ck_assert_int_eq(cluster__send_pause(mem[0].c, true), 0);
+	ck_assert_int_eq(cluster__wait_paused(mem[0].c, 300, err, sizeof(err)),
+			 -1);
+	for (int i = 0; i < 100 && seen(&mem[1].pauses) < 2; i++)
+		usleep(10000);
+	cluster__pause_ack(mem[1].c);
+	ck_assert_int_eq(cluster__wait_paused(mem[0].c, 5000, err, sizeof(err)),
+			 0);
 
 	/* STOP from node 1 reaches node 0's hook once, with its reason. */
 	cluster__broadcast_stop(mem[1].c, 3, "guest powered off");

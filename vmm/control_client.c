@@ -1,0 +1,219 @@
+/* "krg-vmm status [SOCKET]": a QMP client of the control socket.  It
+ * reads the greeting, negotiates, asks query-krg-status and prints the
+ * text as it is; events that arrive meanwhile are skipped. */
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/control_priv.h"
+
+/* Gathering every node's counters takes at most a few seconds. */
+#define REPLY_TIMEOUT_MS 30000
+/* A reply line: the status text of the largest cluster, escaped. */
+#define REPLY_MAX (8 * 1024 * 1024)
+
+struct reader {
+	int fd;
+	char *buf;
+	size_t len, cap;
+};
+
+/* CONTROL_SOCKET_DIR's one socket, or -1 after an error line (none, or
+ * several: name one). */
+static int find_socket(char *path, size_t size)
+{
+	size_t dl = strlen(CONTROL_SOCKET_DIR) + 1;
+	DIR *d = opendir(CONTROL_SOCKET_DIR);
+	struct dirent *e;
+	unsigned found = 0;
+
+	if (!d) {
+		fprintf(stderr, "krg-vmm: no VM is running here (%s: %s)\n",
+			CONTROL_SOCKET_DIR, strerror(errno));
+		return -1;
+	}
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, "vm-", 3) ||
+		    !strstr(e->d_name, ".sock"))
+			continue;
+		if (found++ == 0 && strlen(e->d_name) + dl < size)
+			snprintf(path, size, "%s/%.*s", CONTROL_SOCKET_DIR,
+				 (int)(size - dl - 1), e->d_name);
+		else
+			fprintf(stderr, "krg-vmm: several VMs run here: %s/%s "
+				"and %s; name one: krg-vmm status SOCKET\n",
+				CONTROL_SOCKET_DIR, e->d_name, path);
+	}
+	closedir(d);
+	if (!found)
+		fprintf(stderr, "krg-vmm: no VM is running here (no socket in "
+			"%s)\n", CONTROL_SOCKET_DIR);
+	return found == 1 ? 0 : -1;
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 +
+	       (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* One line from the server, parsed: NULL with a reason on EOF, timeout,
+ * overlong or non-JSON input. */
+static json_t *read_line(struct reader *r, char *err, size_t errlen)
+{
+	struct timespec t0;
+	char *nl;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!(nl = r->len ? memchr(r->buf, '\n', r->len) : NULL)) {
+		struct pollfd p = { .fd = r->fd, .events = POLLIN };
+		long left = REPLY_TIMEOUT_MS - ms_since(&t0);
+		ssize_t n;
+
+		if (r->len == r->cap) {
+			size_t cap = r->cap ? r->cap * 2 : 65536;
+			char *b = cap <= REPLY_MAX ? realloc(r->buf, cap) :
+						     NULL;
+
+			if (!b) {
+				snprintf(err, errlen, "reply too long");
+				return NULL;
+			}
+			r->buf = b;
+			r->cap = cap;
+		}
+		if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+			snprintf(err, errlen, "no answer within %d s",
+				 REPLY_TIMEOUT_MS / 1000);
+			return NULL;
+		}
+		n = read(r->fd, r->buf + r->len, r->cap - r->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(err, errlen, "%s", n ? strerror(errno) :
+				 "the VM closed the connection");
+			return NULL;
+		}
+		r->len += (size_t)n;
+	}
+	{
+		size_t line = (size_t)(nl - r->buf) + 1;
+		json_error_t je;
+		json_t *j = json_loadb(r->buf, line, 0, &je);
+
+		memmove(r->buf, r->buf + line, r->len - line);
+		r->len -= line;
+		if (!j)
+			snprintf(err, errlen, "not a QMP server (%s)", je.text);
+		return j;
+	}
+}
+
+/* The reply to the last command (events skipped). */
+static json_t *read_reply(struct reader *r, char *err, size_t errlen)
+{
+	json_t *j;
+
+	while ((j = read_line(r, err, errlen)) &&
+	       json_object_get(j, "event"))
+		json_decref(j);
+	return j;
+}
+
+/* The command's return value, or NULL with the server's error. */
+static json_t *execute(struct reader *r, const char *cmd, char *err,
+		       size_t errlen)
+{
+	char line[128];
+	int n = snprintf(line, sizeof(line), "{\"execute\": \"%s\"}\r\n", cmd);
+	json_t *j, *ret;
+
+	if (send(r->fd, line, (size_t)n, MSG_NOSIGNAL) != n) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		return NULL;
+	}
+	j = read_reply(r, err, errlen);
+	if (!j)
+		return NULL;
+	ret = json_object_get(j, "return");
+	if (ret) {
+		json_incref(ret);
+	} else {
+		const char *desc = json_string_value(json_object_get(
+			json_object_get(j, "error"), "desc"));
+
+		snprintf(err, errlen, "%s: %s", cmd,
+			 desc ? desc : "unexpected reply");
+	}
+	json_decref(j);
+	return ret;
+}
+
+static int query_status(int fd, const char *path)
+{
+	struct reader r = { .fd = fd };
+	char err[512];
+	json_t *j = read_line(&r, err, sizeof(err)), *ret = NULL;
+	const char *text;
+	int status = 1;
+
+	if (j && !json_object_get(j, "QMP"))
+		snprintf(err, sizeof(err), "not a QMP server (no greeting)");
+	else if (j && (ret = execute(&r, "qmp_capabilities", err,
+				     sizeof(err)))) {
+		json_decref(ret);
+		ret = execute(&r, "query-krg-status", err, sizeof(err));
+	}
+	text = json_string_value(json_object_get(ret, "text"));
+	if (text) {
+		fputs(text, stdout);
+		status = 0;
+	} else {
+		if (ret)
+			snprintf(err, sizeof(err), "query-krg-status: no text "
+				 "in the reply");
+		fprintf(stderr, "krg-vmm: %s: %s\n", path, err);
+	}
+	json_decref(ret);
+	json_decref(j);
+	free(r.buf);
+	return status;
+}
+
+int control_socket__client(int argc, char *const argv[])
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char path[108];
+	int fd, status;
+
+	if (argc > 1) {
+		fprintf(stderr, "krg-vmm: usage: krg-vmm status [SOCKET]\n");
+		return 2;
+	}
+	if (argc == 1)
+		snprintf(path, sizeof(path), "%s", argv[0]);
+	else if (find_socket(path, sizeof(path)) < 0)
+		return 1;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "krg-vmm: %s: %s\n", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	status = query_status(fd, path);
+	close(fd);
+	return status;
+}
