@@ -94,9 +94,10 @@ struct dsm_mem_config {
 	 * the node lock held; NULL = stderr. */
 	void (*log)(void *ctx, const char *line);
 	void *ctx;
-	/* Minimum hold: access a local faulter just got is kept this long
-	 * before a message taking it away is honoured (dsm_mem_hold.c); 0
-	 * honours at once.  <= DSM_MEM_MAX_HOLD_US. */
+	/* Minimum hold: write access a local faulter just got over the
+	 * network is kept this long before a message taking it away is
+	 * honoured (dsm_mem_hold.c); 0 honours at once.  Read copies are
+	 * never held.  <= DSM_MEM_MAX_HOLD_US. */
 	unsigned hold_us;
 };
 

@@ -9,6 +9,7 @@
  * waiting local faulter keeps it for `hold_us` before it honours a message
  * that would take it away (Mirage's "delta"): the holder always gets a
  * window of local speed, and the cost is bounded by the hold per transfer.
+ * Only write access is held (see takes_access).
  *
  * Holding delays messages, it never reorders them for one page: once a
  * page has a held message every later message for that page waits behind
@@ -76,20 +77,22 @@ void dsm_mem__hold_lost(struct dsm_mem *dm, uint64_t page)
 		dm->lost[page]++;
 }
 
-/* Would delivering m now take access away from this node? */
+/* Would delivering m now take write access away from this node?  Only a
+ * writer is held: a reader spinning on a flag or a seqcount gains nothing
+ * from keeping its copy (it waits for the writer anyway), while a writer
+ * in the middle of an update needs the page until it is done.  Holding
+ * readers too halves the writer's share of the time (attempt 5 in
+ * bench/RESULTS.md). */
 static bool takes_access(const struct dsm_mem *dm, const struct dsm_msg *m)
 {
-	unsigned acc = dsm__access(dm->node, m->page);
-
+	if (dsm__access(dm->node, m->page) != DSM_ACC_MODIFIED)
+		return false;
 	switch (m->type) {
-	case DSM_MSG_INV:
 	case DSM_MSG_FWD_READ:
 	case DSM_MSG_FWD_WRITE:
-		return acc != DSM_ACC_INVALID;
-	case DSM_MSG_READ_REQ:	/* at the home: downgrades a writer */
-		return acc == DSM_ACC_MODIFIED;
+	case DSM_MSG_READ_REQ:	/* at the home: downgrades its write */
 	case DSM_MSG_WRITE_REQ:
-		return acc != DSM_ACC_INVALID;
+		return true;
 	default:
 		return false;
 	}

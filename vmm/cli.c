@@ -73,8 +73,8 @@ static const char help_text[] =
 "  --numa MODE          nodes: the guest sees one NUMA node per cluster\n"
 "                       node (ACPI SRAT/SLIT; default); flat: one node\n"
 "                       (memory is still homed across the nodes)\n"
-"  --dsm-hold-us US     a node keeps a page it just fetched for a faulting\n"
-"                       vCPU at least this long before giving it up\n"
+"  --dsm-hold-us US     a node keeps a page it just fetched for a vCPU's\n"
+"                       write at least this long before giving it up\n"
 "                       (0 to 1000000; default "
 	KRG_STR(DSM_MEM_DEFAULT_HOLD_US) ", " KRG_STR(DSM_MEM_PVM_HOLD_US)
 	" with the PVM profile)\n"

@@ -1140,6 +1140,25 @@ START_TEST(test_hold_keeps_page)
 	ck_assert_uint_eq(s1.hot[0].count, 1);
 	ck_assert_uint_eq(s1.hot[1].count, 0);
 
+	/* A read copy is not held: the home's write takes it at once. */
+	uint64_t r = homed(c, 0, 42);
+
+	fill(c, 0, r, 5);
+	expect(c, 1, r, 5);		/* node 1 fetches a read copy */
+	t0 = now_ns();
+	fill(c, 0, r, 6);		/* the home invalidates it */
+	waited_us = (now_ns() - t0) / 1000;
+	wait_idle(c);
+	stats(c, 1, &s1);
+	ck_assert_uint_eq(s1.held_msgs, 1);	/* still only the first */
+	printf("test_dsm_mem: invalidating a fresh read copy took %llu us\n",
+	       (unsigned long long)waited_us);
+	/* The home's write needed node 1's ack, so the home holds it now. */
+	expect(c, 1, r, 6);
+	wait_idle(c);
+	stats(c, 0, &s0);
+	ck_assert_uint_eq(s0.held_msgs, 1);
+
 	/* A page the home maps by itself (no transfer) is not held. */
 	uint64_t h = homed(c, 0, 41);
 
@@ -1149,7 +1168,7 @@ START_TEST(test_hold_keeps_page)
 	waited_us = (now_ns() - t0) / 1000;
 	wait_idle(c);
 	stats(c, 0, &s0);
-	ck_assert_uint_eq(s0.held_msgs, 0);
+	ck_assert_uint_eq(s0.held_msgs, 1);
 	printf("test_dsm_mem: an unheld transfer took %llu us\n",
 	       (unsigned long long)waited_us);
 	cluster_free(c);
