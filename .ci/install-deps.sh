@@ -8,6 +8,8 @@ packages=(
 	build-essential pkg-config
 	# unit tests
 	check libsubunit-dev
+	# libFuzzer targets (make fuzz / check-fuzz)
+	clang libclang-rt-14-dev
 	# x86 decoder for the emulation fallback
 	libzydis-dev
 	# the distro kernel compressions, decompressed on the host
