@@ -14,7 +14,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
 CSTD    := -std=c11 -D_GNU_SOURCE
 INCS    := -I.
 OPT     ?= -O2 -g
-LIBS    := -lZydis -lZycore -llzma -lzstd -lz -llz4 -lbz2 -lsodium -lisal -ljansson -lpthread -lrt -lm
+LIBS    := -lZydis -lZycore -llzma -lzstd -lz -llz4 -lbz2 -lsodium -lisal -ljansson -luring -lnbd -lpthread -lrt -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 
 BUILD   ?= build

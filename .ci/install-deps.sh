@@ -20,6 +20,9 @@ packages=(
 	cpio busybox-static qemu-system-x86 qemu-utils seabios
 	# network namespaces for the two-host cluster test
 	iproute2
+	# storage/: raw images (io_uring), other formats through
+	# qemu-storage-daemon (qemu-system-common) and NBD (libnbd)
+	liburing-dev libnbd-dev qemu-system-common
 )
 
 missing=()
