@@ -61,5 +61,6 @@ read -r a a_list < <(received "$tmp/a")
 read -r b b_list < <(received "$tmp/b")
 awk -v a="$a" -v b="$b" -v t0="$t0" -v t1="$t1" -v al="$a_list" -v bl="$b_list" 'BEGIN {
 	s = t1 - t0; d = b - a
-	printf "idle: %.1f s, %d pages moved between nodes (%.2f pages/s); pages received per node before: %s, after: %s\n", s, d, s > 0 ? d / s : 0, al, bl
+	r = s > 0 ? d / s : 0
+	printf "idle: %.1f s, %d pages moved between nodes (%.2f pages/s); pages received per node before: %s, after: %s\n", s, d, r, al, bl
 }' >"$out"

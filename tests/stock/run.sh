@@ -121,8 +121,8 @@ for n in "${cpus[@]}"; do
 		-kernel "$STOCK_WORK/vmlinuz" -initrd "$initrd" -append "$boot_append"
 	if [[ -n $watcher ]]; then
 		sleep 1
-		kill "$watcher" 2>/dev/null
-		wait "$watcher" 2>/dev/null
+		kill "$watcher" 2>/dev/null || true
+		wait "$watcher" 2>/dev/null || true
 	fi
 	stock_verdict "$log" "$n"
 	if ((nodes > 1)) && [[ $(stock_marker "$log" numa_nodes) != "$nodes" ]]; then
