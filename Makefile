@@ -1,6 +1,6 @@
 # krg-vmm build.
 #   make            builds ./krg-vmm and the test guest
-#   make run        the main job: Debian's stock kernel booted to a shell on a local node
+#   make run        the main job: Debian's stock kernel booted to a shell across 2 local nodes
 #   make check      unit + integration tests (sanitizer build)
 #   make check-stock  the long test: Debian's stock kernel on 1 and 2 vCPUs (not in CI)
 #   make check-cluster-long  the cluster test with 10^6-iteration coherence workloads
