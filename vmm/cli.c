@@ -100,7 +100,7 @@ static const char help_text[] =
 "                       memory, smp, cpu, name, kernel, initrd, append,\n"
 "                       serial, nographic, display, on-reset, debug-io,\n"
 "                       nodes, local-nodes, cluster-key, stats, numa,\n"
-"                       pvm-profile,\n"
+"                       dsm-hold-us, pvm-profile,\n"
 "                       save-after,\n"
 "                       save-to, restore.  Relative paths are relative to\n"
 "                       the file's directory (see configs/README.md)\n"
