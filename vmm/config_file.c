@@ -125,7 +125,7 @@ static int parse_line(struct cf_ctx *c, const char *p, size_t len,
 		line_err(c, "unknown key '%s'", key);
 		return -1;
 	}
-	if (first_line[settings__index(s)]) {
+	if (first_line[settings__index(s)] && !(s->flags & SETTING_REPEAT)) {
 		line_err(c, "duplicate key '%s' (already set on line %u)", key,
 			 first_line[settings__index(s)]);
 		return -1;

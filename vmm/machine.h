@@ -36,6 +36,7 @@ struct acpi_pm;
 struct debug_exit;
 struct fw_cfg;
 struct pit;
+struct machine_drives;
 struct emu_stats;
 struct guest_files;
 struct cluster;
@@ -97,6 +98,7 @@ struct machine {
 	struct debug_exit *debug_exit;
 	struct fw_cfg *fw_cfg;
 	struct pit *pit;
+	struct machine_drives *drives;  /* -drive disks (node 0), or NULL */
 	struct emu_stats *emu_stats;
 	pthread_mutex_t emu_lock;
 

@@ -203,6 +203,11 @@ static int build_acpi(struct machine *m, uint64_t *rsdp, char *err,
 	/* vmm/devices/acpi_pm.c has the fixed power button (QMP
 	 * system_powerdown presses it). */
 	c.power_button = true;
+	/* INTx of PCI slots (virtio-pci disks): pin P of slot S on GSI
+	 * MACHINE_PCI_INTX_GSI0 + (S + P) % 4, IOAPIC pins of their own. */
+	c.pci_prt = m->cfg->nr_drives > 0;
+	for (unsigned i = 0; i < 4; i++)
+		c.pci_intx_gsi[i] = (uint8_t)(MACHINE_PCI_INTX_GSI0 + i);
 	/* A cluster VM: one guest NUMA node per cluster node (SRAT/SLIT). */
 	if (m->cluster)
 		c.numa = &numa;

@@ -173,7 +173,9 @@ int machine__build_devices(struct machine *m, char *err, size_t errlen)
 		snprintf(err, errlen, "fw_cfg: out of memory");
 		return -1;
 	}
-	return register_traps(m, p, err, errlen);
+	if (register_traps(m, p, err, errlen) < 0)
+		return -1;
+	return machine__build_drives(m, err, errlen);
 }
 
 void machine__start_devices(struct machine *m)
@@ -195,6 +197,7 @@ void machine__stop_devices(struct machine *m)
 	m->console = NULL;
 	if (m->uart)
 		uart__flush(m->uart, 1000);
+	machine__stop_drives(m);
 }
 
 void machine__destroy_devices(struct machine *m)
@@ -205,6 +208,7 @@ void machine__destroy_devices(struct machine *m)
 		return;
 	console__stop(m->console);
 	m->console = NULL;
+	machine__destroy_drives(m);
 	if (p->built) {
 		/* The timer service is gone by now (machine__destroy frees it
 		 * first), so no callback can run into these. */
@@ -269,7 +273,7 @@ int machine__save_devices(struct machine *m, struct state_writer *w,
 			return -1;
 		}
 	}
-	return 0;
+	return machine__save_drives(m, w, err, errlen);
 }
 
 int machine__load_devices(struct machine *m, struct state_reader *r,
@@ -288,12 +292,15 @@ int machine__load_devices(struct machine *m, struct state_reader *r,
 		if (rc < 0)
 			return -1;
 	}
+	if (machine__load_drives(m, r, err, errlen) < 0)
+		return -1;
 	pic__post_load(&p->pic);
 	ioapic__post_load(&p->ioapic);
 	uart__post_load(&p->uart);
 	rtc__post_load(&p->rtc);
 	i8042__post_load(&p->i8042);
 	pci_host__post_load(&p->pci);
+	machine__post_load_drives(m);
 	acpi_pm__post_load(&p->acpi_pm);
 	fw_cfg__post_load(&p->fw_cfg);
 	pit__post_load(&p->pit);

@@ -50,4 +50,20 @@ int machine__save_devices(struct machine *m, struct state_writer *w,
 int machine__load_devices(struct machine *m, struct state_reader *r,
 			  char *err, size_t errlen);
 
+/* vmm/machine_drives.c: the -drive disks, virtio-blk over virtio-pci on
+ * node 0 (PCI slot MACHINE_DRIVE_SLOT0 + i, INTx pin A on GSI
+ * MACHINE_PCI_INTX_GSI0 + (slot % 4), as the ACPI _PRT says).  Build
+ * opens every image (KRG_EXIT_FAILURE and "-drive N: ..." on failure);
+ * stop waits for requests in flight; destroy closes the images. */
+#define MACHINE_DRIVE_SLOT0 2
+#define MACHINE_PCI_INTX_GSI0 16
+int machine__build_drives(struct machine *m, char *err, size_t errlen);
+void machine__stop_drives(struct machine *m);
+void machine__destroy_drives(struct machine *m);
+int machine__save_drives(struct machine *m, struct state_writer *w,
+			 char *err, size_t errlen);
+int machine__load_drives(struct machine *m, struct state_reader *r,
+			 char *err, size_t errlen);
+void machine__post_load_drives(struct machine *m);
+
 #endif

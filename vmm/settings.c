@@ -477,6 +477,42 @@ static int set_save_after(struct vm_config *cfg, const char *v,
 	return 0;
 }
 
+/* QEMU's -drive text (storage/drive_opts.h); each one adds a disk.  A
+ * relative file= in a config file is relative to the file's directory. */
+static int set_drive(struct vm_config *cfg, const char *v, const char *base,
+		     char *err, size_t errlen)
+{
+	struct drive_opts *d;
+	char e[256];
+
+	if (cfg->nr_drives >= VM_MAX_DRIVES) {
+		errf(err, errlen, "too many -drive options (at most %d)",
+		     VM_MAX_DRIVES);
+		return -1;
+	}
+	d = &cfg->drives[cfg->nr_drives];
+	if (drive_opts__parse(v, d, e, sizeof(e))) {
+		/* The parser names "-drive:" itself; we say which one. */
+		errf(err, errlen, "-drive %u: %s", cfg->nr_drives,
+		     strncmp(e, "-drive: ", 8) ? e : e + 8);
+		return -1;
+	}
+	if (!drive_opts__is_uri(d->file) && d->file[0] != '/' && base &&
+	    *base) {
+		char tmp[DRIVE_FILE_MAX];
+
+		if (join_path(tmp, sizeof(tmp), base, d->file,
+			      strlen(d->file))) {
+			errf(err, errlen, "-drive %u: file path is too long",
+			     cfg->nr_drives);
+			return -1;
+		}
+		memcpy(d->file, tmp, strlen(tmp) + 1);
+	}
+	cfg->nr_drives++;
+	return 0;
+}
+
 static const struct setting table[] = {
 	{ "memory", "m", "SIZE", set_memory, 0, NULL },
 	{ "smp", "smp", "N", set_smp, 0, NULL },
@@ -492,6 +528,7 @@ static const struct setting table[] = {
 	  SETTING_FLAG | SETTING_CLI_ONLY, NULL },
 	{ "on-reset", "on-reset", "ACTION", set_on_reset, 0, NULL },
 	{ "debug-io", "debug-io", NULL, set_debug_io, SETTING_FLAG, NULL },
+	{ "drive", "drive", "OPTIONS", set_drive, SETTING_REPEAT, NULL },
 	{ "nodes", "nodes", "LIST", set_nodes, 0, "local-nodes" },
 	{ "local-nodes", "local-nodes", "N", set_local_nodes, 0, "nodes" },
 	{ "cluster-key", "cluster-key", "FILE", set_cluster_key, 0, NULL },

@@ -13,6 +13,7 @@
 enum setting_flags {
 	SETTING_FLAG = 1u << 0,		/* command line: takes no value */
 	SETTING_CLI_ONLY = 1u << 1,	/* not accepted as a config-file key */
+	SETTING_REPEAT = 1u << 2,	/* each use adds one (-drive) */
 };
 
 /* value is the user's text (for command-line flags: "true").  base_dir is

@@ -6,12 +6,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "storage/drive_opts.h"
+
 #define VM_MAX_VCPUS 64
 #define VM_MIN_RAM_MIB 16
 #define VM_MAX_RAM_MIB (1024ull * 1024) /* 1 TiB */
 #define VM_MAX_NODES 64
 #define VM_PATH_MAX 4096
 #define VM_CMDLINE_MAX 4096
+#define VM_MAX_DRIVES 8
 
 enum vm_reset_action { VM_RESET_REBOOT, VM_RESET_EXIT };
 enum vm_pvm_profile { VM_PVM_AUTO, VM_PVM_ON, VM_PVM_OFF };
@@ -48,6 +51,9 @@ struct vm_config {
 	/* --dsm-hold-us N: minimum time a node keeps a page it just got;
 	 * -1 = the default for the host (see machine_cluster.c). */
 	int32_t dsm_hold_us;
+	/* -drive, in order: drive i is virtio-blk i in PCI slot 2 + i. */
+	unsigned nr_drives;
+	struct drive_opts drives[VM_MAX_DRIVES];
 };
 
 #endif

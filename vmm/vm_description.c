@@ -69,6 +69,22 @@ static int check_strings(const struct vm_config *c, char *err, size_t errlen)
 			     "not terminated", i);
 			return -1;
 		}
+	if (c->nr_drives > VM_MAX_DRIVES) {
+		errf(err, errlen, "VM description: %u drives, at most %d",
+		     c->nr_drives, VM_MAX_DRIVES);
+		return -1;
+	}
+	for (unsigned i = 0; i < VM_MAX_DRIVES; i++) {
+		const struct drive_opts *o = &c->drives[i];
+
+		if (!terminated(o->file, sizeof(o->file)) ||
+		    !terminated(o->serial, sizeof(o->serial)) ||
+		    !terminated(o->id, sizeof(o->id))) {
+			errf(err, errlen, "VM description: drive %u has an "
+			     "unterminated string", i);
+			return -1;
+		}
+	}
 	return 0;
 }
 

@@ -166,7 +166,10 @@ pd_low:
 	.set i, i + 1
 	.endr
 pd_mmio:				/* 3..4 GiB */
-	.fill 502, 8, 0
+	.fill 496, 8, 0
+	/* 0xfe000000: where test=blk places PCI BARs (it has no firmware) */
+	.quad 0xfe000000 | (PTE_P | PTE_W | PTE_U | PTE_PWT | PTE_PCD | PTE_PS)
+	.fill 5, 8, 0
 	.quad 0xfec00000 | (PTE_P | PTE_W | PTE_U | PTE_PWT | PTE_PCD | PTE_PS)
 	.quad 0xfee00000 | (PTE_P | PTE_W | PTE_U | PTE_PWT | PTE_PCD | PTE_PS)
 	.fill 8, 8, 0

@@ -42,6 +42,7 @@
 #define VEC_PIT		0x22	/* PIT channel 0 through IOAPIC pin 2 */
 #define VEC_WAKE	0x23	/* barrier wake-up for CPUs sleeping in hlt */
 #define VEC_SCI		0x24	/* ACPI SCI through IOAPIC pin 9 (test=powerbtn) */
+#define VEC_BLK		0x25	/* virtio-blk MSI-X (test=blk) */
 #define VEC_PROBE	0xe0	/* diagnosis: snapshot the LAPIC's ISR/IRR/PPR */
 #define VEC_SOFT_INT	0x41	/* int $0x41 from kernel mode, DPL0 gate (test=fallback) */
 #define VEC_SYSCALL	0x80	/* int $0x80, DPL3 gate (sysc=int80) */
@@ -71,6 +72,7 @@
 #define PCPU_IPICNT	128	/* uint32_t[MAXCPU], indexed by sender */
 #define PCPU_PROBE	384	/* VEC_PROBE snapshot: isr[8], irr[8], ppr, count */
 #define PCPU_SCI_COUNT	456	/* VEC_SCI interrupts */
+#define PCPU_BLK_COUNT	464	/* VEC_BLK interrupts */
 #define PCPU_SIZE	4096	/* a page each: no two CPUs share one (a cluster moves pages) */
 
 /* Syscall numbers (rax); arguments in rdi, rsi, rdx; result in rax. */

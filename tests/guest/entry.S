@@ -198,6 +198,14 @@ isr_sci:
 	incq %gs:PCPU_SCI_COUNT
 	jmp count_eoi_return
 
+/* VEC_BLK: a virtio-blk MSI-X message (edge): count it, user mode looks
+ * at the used ring. */
+	.balign 16
+	.globl isr_blk
+isr_blk:
+	incq %gs:PCPU_BLK_COUNT
+	jmp count_eoi_return
+
 /* VEC_PROBE: snapshot the LAPIC in C.  Nine pushes after the CPU's
  * five-qword frame leave the stack 16-byte aligned for the call. */
 	.balign 16

@@ -60,6 +60,7 @@ extern char ipi_stubs[], exc_stubs[];
 extern char isr_timer[], isr_lvt_error[], isr_pit[], isr_spurious[];
 extern char isr_ud[], isr_int80[], isr_wake[], isr_bp[], isr_softint[];
 extern char isr_sci[];
+extern char isr_blk[];
 extern char isr_probe[];
 
 static inline struct pcpu *this_cpu(void)
@@ -101,6 +102,7 @@ static void build_idt(void)
 	set_gate(VEC_PIT, isr_pit);
 	set_gate(VEC_WAKE, isr_wake);
 	set_gate(VEC_SCI, isr_sci);
+	set_gate(VEC_BLK, isr_blk);
 	set_gate(VEC_PROBE, isr_probe);
 	set_gate(VEC_SPURIOUS, isr_spurious);
 	set_gate(6, isr_ud);

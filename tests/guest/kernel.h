@@ -31,7 +31,8 @@ struct pcpu {
 	/* Written by the VEC_PROBE handler: the LAPIC as the CPU sees it. */
 	volatile uint32_t probe_isr[8], probe_irr[8], probe_ppr, probe_count;
 	volatile uint64_t sci_count;	/* VEC_SCI: ACPI SCIs (test=powerbtn) */
-	uint8_t pad2[PCPU_SIZE - PCPU_SCI_COUNT - 8];
+	volatile uint64_t blk_count;	/* VEC_BLK: virtio-blk MSI-X (test=blk) */
+	uint8_t pad2[PCPU_SIZE - PCPU_BLK_COUNT - 8];
 } __attribute__((aligned(4096)));
 
 _Static_assert(offsetof(struct pcpu, kstack_top) == PCPU_KSTACK, "pcpu");
@@ -53,6 +54,7 @@ _Static_assert(offsetof(struct pcpu, pv_eoi_hits) == PCPU_PV_EOI_HITS, "pcpu");
 _Static_assert(offsetof(struct pcpu, ipi_cnt) == PCPU_IPICNT, "pcpu");
 _Static_assert(offsetof(struct pcpu, probe_isr) == PCPU_PROBE, "pcpu");
 _Static_assert(offsetof(struct pcpu, sci_count) == PCPU_SCI_COUNT, "pcpu");
+_Static_assert(offsetof(struct pcpu, blk_count) == PCPU_BLK_COUNT, "pcpu");
 _Static_assert(sizeof(struct pcpu) == PCPU_SIZE, "pcpu");
 
 extern struct pcpu pcpu[MAXCPU];

@@ -49,6 +49,7 @@ static const struct test tests[] = {
 	{ "reset", test_reset, 1 },
 	{ "hltwake", test_hltwake, 1 },
 	{ "powerbtn", test_powerbtn, 1 },
+	{ "blk", test_blk, 1 },
 	{ "coh-atomic", test_coh_atomic, 1 },
 	{ "coh-spinlock", test_coh_spinlock, 1 },
 	{ "coh-mp", test_coh_mp, 1 },
@@ -269,6 +270,18 @@ static void parse_cmdline(void)
 			/* read by the kernel side (kmain) before user mode */
 			if (!word_is(eq, vlen, "on") && !word_is(eq, vlen, "off"))
 				fail("pveoi= wants on or off");
+		} else if (word_is(w, klen, "blkmsix")) {
+			opts.blk_nomsix = word_is(eq, vlen, "0");
+		} else if (word_is(w, klen, "blkro")) {
+			opts.blk_ro = !word_is(eq, vlen, "0");
+		} else if (word_is(w, klen, "blkcpu")) {
+			if (!parse_u64(eq, vlen, &opts.blk_cpu) ||
+			    opts.blk_cpu >= MAXCPU)
+				fail("bad blkcpu=");
+		} else if (word_is(w, klen, "blkmib")) {
+			if (!parse_u64(eq, vlen, &opts.blk_mib) || !opts.blk_mib ||
+			    opts.blk_mib > 64)
+				fail("bad blkmib= (1..64)");
 		} else if (word_is(w, klen, "iters")) {
 			if (!parse_u64(eq, vlen, &opts.iters) || !opts.iters ||
 			    opts.iters > 100000000)
@@ -326,7 +339,7 @@ static void make_plan(void)
 		plan_add("coh-falseshare");
 	} else if (!plan_add(opts.test)) {
 		fail("unknown test (smp ipi timer ioapic all work spin fallback "
-		     "triplefault reset hltwake powerbtn bench bench-pio bench-mmio "
+		     "triplefault reset hltwake powerbtn blk bench bench-pio bench-mmio "
 		     "bench-syscall bench-ipi bench-timer bench-dsm bench-compute "
 		     "bench-idle bench-idle-quiet coherence coh-atomic "
 		     "coh-spinlock coh-mp coh-sb coh-falseshare coh-sb-nofence)");

@@ -54,6 +54,10 @@ struct guest_opts {
 	uint64_t timer_hz;	/* periodic rate in test=timer/work/spin, default 100 */
 	uint64_t rounds;	/* test=work rounds, 0: the default */
 	uint64_t reset_delay_ms; /* test=reset waits this long first */
+	bool blk_ro;		/* test=blk: the disk is read-only (blkro=1) */
+	bool blk_nomsix;	/* test=blk: leave MSI-X off (blkmsix=0) */
+	uint64_t blk_cpu;	/* test=blk: the CPU doing the I/O (blkcpu=) */
+	uint64_t blk_mib;	/* test=blk: MiB per pass (blkmib=), 0: 2 */
 	bool verbose;
 };
 
@@ -176,6 +180,7 @@ void test_triplefault(unsigned cpu);
 void test_reset(unsigned cpu);
 void test_hltwake(unsigned cpu);
 void test_powerbtn(unsigned cpu);
+void test_blk(unsigned cpu);
 /* test_coherence.c: test=coherence runs the first five */
 void test_coh_atomic(unsigned cpu);
 void test_coh_spinlock(unsigned cpu);
