@@ -276,15 +276,7 @@ struct block_dev *block__open(const struct drive_opts *o, char *err,
 	else
 		r = open_file(d, o, timeout_ms, &caps, err, errlen);
 	if (r) {
-		if (d->ops)
-			d->ops->close(d->eng);
-		if (d->has_raw)
-			raw__close(&d->raw);
-		if (d->qsd)
-			qsd__stop(d->qsd);
-		pthread_cond_destroy(&d->idle);
-		pthread_mutex_destroy(&d->lock);
-		free(d);
+		block__close(d);	/* nothing was submitted: no wait */
 		return NULL;
 	}
 	caps_to_info(d, o, &caps);
