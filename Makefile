@@ -115,7 +115,7 @@ FUZZ_SECONDS ?= 600
 FUZZ_FLAGS := $(CSTD) $(WARN) $(INCS) -g -O1 -fno-omit-frame-pointer \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZERS := virtq fw_cfg
-FUZZ_SRCS_virtq := $(wildcard vmm/devices/virtio*.c) vmm/state_blob.c vmm/errf.c vmm/guest_mem.c
+FUZZ_SRCS_virtq := $(filter-out vmm/devices/virtio_pci%,$(wildcard vmm/devices/virtio*.c)) vmm/state_blob.c vmm/errf.c vmm/guest_mem.c
 FUZZ_SRCS_fw_cfg := vmm/devices/fw_cfg.c vmm/guest_mem.c
 # -close_fd_mask=2 silences the devices' one-line guest-error logs;
 # libFuzzer and the sanitizers still report on their own descriptor.
