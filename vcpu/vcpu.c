@@ -527,7 +527,10 @@ static void *vcpu_thread(void *arg)
 		}
 		if (v->state == VCPU_STATE_HALTED) {
 			if (!should_leave_wait(v)) {
+				uint64_t t0 = vclock__now_ns();
+
 				wait_for_work(v);
+				v->stats.halted_ns += vclock__now_ns() - t0;
 				continue;
 			}
 			v->state = VCPU_STATE_RUNNING;

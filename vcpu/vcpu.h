@@ -23,6 +23,9 @@ struct vcpu_stats {
 	uint64_t exits, exits_io, exits_mmio, exits_msr, exits_hlt;
 	uint64_t exits_window, exits_intr, injected, nmis, emulated;
 	uint64_t pv_eois; /* EOIs the guest did through PV EOI */
+	/* Time asleep in HLT: whether a guest is really idle (on PVM a
+	 * stock kernel's tick work can fill the whole tick period). */
+	uint64_t halted_ns;
 };
 
 struct vcpu {

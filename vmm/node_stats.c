@@ -25,6 +25,8 @@ void node_stats__collect(struct machine *m, struct node_stats *out)
 		 * snapshot may be a moment stale, never wrong by more. */
 		out->vcpu_exits += v->stats.exits;
 		out->vcpu_injected += v->stats.injected;
+		out->vcpu_hlt_exits += v->stats.exits_hlt;
+		out->vcpu_halted_ns += v->stats.halted_ns;
 	}
 	if (m->dsm)
 		dsm_mem__stats(m->dsm, &out->dsm);
@@ -70,11 +72,14 @@ size_t node_stats__format(const struct node_stats *s, const char *addr,
 	size_t n = 0;
 	unsigned t;
 
-	n = add(buf, size, n, "node %u (%s): %u vCPUs, up %llu ms, %llu exits, "
-		"%llu interrupts injected\n", s->node, addr, s->nr_local_vcpus,
+	n = add(buf, size, n, "node %u (%s): %u vCPUs, up %llu ms, %llu exits "
+		"(%llu HLT), %llu interrupts injected, halted %llu ms\n",
+		s->node, addr, s->nr_local_vcpus,
 		(unsigned long long)s->uptime_ms,
 		(unsigned long long)s->vcpu_exits,
-		(unsigned long long)s->vcpu_injected);
+		(unsigned long long)s->vcpu_hlt_exits,
+		(unsigned long long)s->vcpu_injected,
+		(unsigned long long)(s->vcpu_halted_ns / 1000000));
 	n = add(buf, size, n, "  dsm: faults read %llu write %llu (local %llu, "
 		"write-protect %llu), invalidations %llu, pages sent %llu "
 		"received %llu, bytes sent %llu received %llu\n",

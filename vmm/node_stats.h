@@ -11,7 +11,7 @@
 #include "vcpu/irq_remote.h"
 #include "vmm/io_forward.h"
 
-#define NODE_STATS_VERSION 2
+#define NODE_STATS_VERSION 3
 
 struct machine;
 
@@ -20,6 +20,7 @@ struct node_stats {
 	uint32_t nr_local_vcpus, pad;
 	uint64_t uptime_ms;
 	uint64_t vcpu_exits, vcpu_injected;
+	uint64_t vcpu_hlt_exits, vcpu_halted_ns; /* summed over local vCPUs */
 	struct dsm_mem_stats dsm;
 	struct irq_remote_stats irq;
 	struct io_forward_stats io;

@@ -57,6 +57,10 @@ snap "$tmp/a" || say "idle: not measured (no status at idle-begin: $(head -c 200
 wait_for idle-end || say "idle: not measured (the guest never ended its idle phase)"
 t1=$EPOCHREALTIME
 snap "$tmp/b" || say "idle: not measured (no status at idle-end)"
+# Per node: "interrupts halted_ms hlt_exits" from a status text.
+vcpu_line() {
+	sed -n 's/.*(\([0-9]*\) HLT), \([0-9]*\) interrupts injected, halted \([0-9]*\) ms.*/\2 \3 \1/p' "$1" | tr '\n' ' '
+}
 read -r a a_list < <(received "$tmp/a")
 read -r b b_list < <(received "$tmp/b")
 awk -v a="$a" -v b="$b" -v t0="$t0" -v t1="$t1" -v al="$a_list" -v bl="$b_list" 'BEGIN {
@@ -64,3 +68,14 @@ awk -v a="$a" -v b="$b" -v t0="$t0" -v t1="$t1" -v al="$a_list" -v bl="$b_list" 
 	r = s > 0 ? d / s : 0
 	printf "idle: %.1f s, %d pages moved between nodes (%.2f pages/s); pages received per node before: %s, after: %s\n", s, d, r, al, bl
 }' >"$out"
+# What the vCPUs did meanwhile: a guest whose tick work fills the tick
+# period never halts, and so never stops its tick (NO_HZ idle).
+awk -v s="$(awk -v t0="$t0" -v t1="$t1" 'BEGIN { print t1 - t0 }')" \
+	-v va="$(vcpu_line "$tmp/a")" -v vb="$(vcpu_line "$tmp/b")" 'BEGIN {
+	na = split(va, A, " "); split(vb, B, " ")
+	for (i = 1; i + 2 <= na; i += 3) {
+		n = (i - 1) / 3
+		printf "idle: node %d: %.1f interrupts/s, %.1f HLT exits/s, halted %.0f%% of the time\n",
+			n, (B[i] - A[i]) / s, (B[i + 2] - A[i + 2]) / s, (B[i + 1] - A[i + 1]) / 10 / s
+	}
+}' >>"$out"
