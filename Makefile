@@ -5,6 +5,10 @@
 #   make check-stock  the long test: Debian's stock kernel on 1 and 2 vCPUs (not in CI)
 #   make check-cluster-long  the cluster test with 10^6-iteration coherence workloads
 #   make check-stock-cluster  the stock kernel across 2 local nodes (long)
+#   make check-stock-migrate  the stock kernel: vCPU migration, checkpoint, restore (long)
+#   make check-firmware-long  the Debian image through SeaBIOS and GRUB (long)
+#   make image      the Debian disk image (tests/image/, cached; downloads)
+#   make check-image  that image booted with -kernel drive:/vmlinuz (long)
 #   make bench      microbenchmarks against QEMU, see bench/RESULTS.md
 #   make bench-cluster  cluster benchmarks (2 nodes on loopback), see bench/README.md
 # `run` and `check` first install missing Debian packages (.ci/install-deps.sh).
@@ -14,7 +18,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
 CSTD    := -std=c11 -D_GNU_SOURCE
 INCS    := -I.
 OPT     ?= -O2 -g
-LIBS    := -lZydis -lZycore -llzma -lzstd -lz -llz4 -lbz2 -lsodium -lisal -ljansson -luring -lnbd -lpthread -lrt -lm
+LIBS    := -lZydis -lZycore -llzma -lzstd -lz -llz4 -lbz2 -lsodium -lisal -ljansson -luring -lnbd -lext2fs -lcom_err -lslirp -lpthread -lrt -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 
 BUILD   ?= build
@@ -30,7 +34,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 
 lib_objs = $(patsubst %.c,$(1)/obj/%.o,$(LIB_SRCS))
 
-.PHONY: all san deps run check check-unit check-integration check-stock check-stock-cluster check-cluster-long bench bench-cluster guest clean
+.PHONY: all san deps run check check-unit check-integration check-stock check-stock-cluster check-stock-migrate check-cluster-long bench bench-cluster guest clean
 all: krg-vmm guest
 
 krg-vmm: $(BUILD)/krg-vmm
@@ -81,9 +85,32 @@ check-integration: $(SAN_BUILD)/krg-vmm guest
 check-stock: krg-vmm
 	tests/stock/run.sh
 
+# The Debian image (tests/image/) booted through SeaBIOS and GRUB, stage by
+# stage, next to QEMU TCG with the same firmware (tests/firmware/long.sh).
+.PHONY: check-firmware-long
+check-firmware-long: krg-vmm
+	tests/firmware/long.sh
+
+# The Debian bookworm disk image (tests/image/): built from Debian's
+# archive without mounts, cached in /var/cache/krg-vmm/images, rebuilt only
+# when build-image.sh changes; not part of check (it downloads ~200 MB).
+# check-image boots it with -kernel drive:/vmlinuz -initrd drive:/initrd.img
+# (long: hours under PVM).
+.PHONY: image check-image
+image:
+	tests/image/build-image.sh
+
+check-image: krg-vmm
+	tests/image/boot-direct.sh
+
 # The stock kernel as one guest over 2 local nodes (2 vCPUs, one per node).
 check-stock-cluster: krg-vmm
 	KRG_STOCK_SMP=2 KRG_STOCK_NODES=2 tests/stock/run.sh
+
+# The stock kernel on 2 nodes: vCPU migration under a shell loop, then a
+# checkpoint restored on 2 and on 1 node (long; keeps work/idle.snap).
+check-stock-migrate: krg-vmm
+	tests/stock/migrate-checkpoint.sh
 
 # The cluster test with the coherence workloads at 10^6 iterations each
 # (store buffering 5 * 10^4: every round moves pages between nodes).
@@ -114,9 +141,10 @@ FUZZ_RUNS ?= 200000
 FUZZ_SECONDS ?= 600
 FUZZ_FLAGS := $(CSTD) $(WARN) $(INCS) -g -O1 -fno-omit-frame-pointer \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZERS := virtq fw_cfg
+FUZZERS := virtq fw_cfg vnet
 FUZZ_SRCS_virtq := $(filter-out vmm/devices/virtio_pci%,$(wildcard vmm/devices/virtio*.c)) vmm/state_blob.c vmm/errf.c vmm/guest_mem.c
 FUZZ_SRCS_fw_cfg := vmm/devices/fw_cfg.c vmm/guest_mem.c
+FUZZ_SRCS_vnet := $(FUZZ_SRCS_virtq)
 # -close_fd_mask=2 silences the devices' one-line guest-error logs;
 # libFuzzer and the sanitizers still report on their own descriptor.
 FUZZ_RUN = set -e; for f in $(FUZZERS); do mkdir -p $(FUZZ_BUILD)/corpus-$$f; \

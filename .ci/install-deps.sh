@@ -23,6 +23,11 @@ packages=(
 	# storage/: raw images (io_uring), other formats through
 	# qemu-storage-daemon (qemu-system-common) and NBD (libnbd)
 	liburing-dev libnbd-dev qemu-system-common
+	# -kernel drive:/PATH: files read from an image's ext2/3/4 filesystem
+	# (libext2fs); the test disks are made with mke2fs -d and sfdisk
+	libext2fs-dev e2fsprogs fdisk
+	# guest networking: user-mode network stack (vmm/devices/netdev_slirp.c)
+	libslirp-dev
 )
 
 missing=()

@@ -68,7 +68,9 @@ struct acpi_config {
 	/* Optional 64-bit BAR window; size 0 leaves it out. */
 	uint64_t pci_mem64_start, pci_mem64_size;
 	/* Optional static _PRT: INTx pin P (0=A) of slot S (1-31) goes to
-	 * GSI pci_intx_gsi[(S + P) % 4], level/active low as PCI wants. */
+	 * GSI pci_intx_gsi[(S - 1 + P) % 4] (PIRQ (S - 1 + P) % 4 of an
+	 * i440FX/PIIX3, as SeaBIOS assumes), level/active low as PCI
+	 * wants. */
 	bool pci_prt;
 	uint8_t pci_intx_gsi[4];
 	/* The PM device implements the fixed power button (PM1 PWRBTN_STS/

@@ -35,7 +35,8 @@ static void pci_root_crs(const struct acpi_config *cfg, struct aml_buf *a)
 }
 
 /* Static INTx routing in GSI form (Source = 0): one entry per slot and
- * pin, with the usual swizzle so that single-function devices in
+ * pin, with the i440FX swizzle (PIRQ (slot - 1 + pin) % 4, what SeaBIOS
+ * writes into PCI_INTERRUPT_LINE too) so that single-function devices in
  * consecutive slots spread over the four lines. */
 static void pci_root_prt(const struct acpi_config *cfg, struct aml_buf *a)
 {
@@ -47,7 +48,8 @@ static void pci_root_prt(const struct acpi_config *cfg, struct aml_buf *a)
 			aml__integer(a, ((uint64_t)slot << 16) | 0xFFFF);
 			aml__integer(a, pin);
 			aml__integer(a, 0);
-			aml__integer(a, cfg->pci_intx_gsi[(slot + pin) % 4]);
+			aml__integer(a,
+				     cfg->pci_intx_gsi[(slot - 1 + pin) % 4]);
 			aml__end(a);
 		}
 	}

@@ -18,6 +18,11 @@ void block__info(const struct block_dev *d, struct block_info *out)
 	*out = d->info;
 }
 
+const char *block__nbd_socket(const struct block_dev *d)
+{
+	return d->qsd ? qsd__socket(d->qsd) : NULL;
+}
+
 bool block__write_cache(const struct block_dev *d)
 {
 	return atomic_load(&d->write_cache);

@@ -64,6 +64,10 @@ void block__describe(const struct block_dev *b, char *buf, size_t len);
 /* A warning the user should see (a probed raw image, an empty image, a
  * format=raw image that looks like another format), or NULL. */
 const char *block__warning(const struct block_dev *b);
+/* The unix socket of this disk's qemu-storage-daemon NBD export (export
+ * name "disk"), or NULL when the image is not served through one: other
+ * cluster nodes on this host connect to it for their own handle. */
+const char *block__nbd_socket(const struct block_dev *b);
 /* The guest-visible write cache (virtio-blk's VIRTIO_BLK_F_CONFIG_WCE):
  * starts as the cache= mode says; off makes every write durable before it
  * completes. */

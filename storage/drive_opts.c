@@ -40,6 +40,10 @@ static const struct name_val aios[] = {
 	{ NULL, 0 },
 };
 
+static const struct name_val serves[] = {
+	{ "auto", 0 }, { "node0", 1 }, { NULL, 0 },
+};
+
 static const struct name_val bools[] = {
 	{ "on", 1 },  { "yes", 1 }, { "true", 1 },
 	{ "off", 0 }, { "no", 0 },  { "false", 0 }, { NULL, 0 },
@@ -48,7 +52,7 @@ static const struct name_val bools[] = {
 /* Keys, in the order of the "seen" bits. */
 enum key {
 	K_FILE, K_FORMAT, K_IF, K_MEDIA, K_READONLY, K_CACHE, K_DISCARD, K_AIO,
-	K_SERIAL, K_ID, K_COUNT,
+	K_SERIAL, K_ID, K_QUEUES, K_SERVE, K_COUNT,
 };
 
 static const struct name_val keys[] = {
@@ -57,12 +61,14 @@ static const struct name_val keys[] = {
 	{ "readonly", K_READONLY }, { "read-only", K_READONLY },
 	{ "cache", K_CACHE },     { "discard", K_DISCARD },
 	{ "aio", K_AIO },         { "serial", K_SERIAL },
-	{ "id", K_ID },           { NULL, 0 },
+	{ "id", K_ID },           { "queues", K_QUEUES },
+	{ "num-queues", K_QUEUES }, { "serve", K_SERVE },
+	{ NULL, 0 },
 };
 
 static const char *const key_names[K_COUNT] = {
 	"file", "format", "if", "media", "readonly", "cache", "discard",
-	"aio", "serial", "id",
+	"aio", "serial", "id", "queues", "serve",
 };
 
 static int lookup(const struct name_val *t, const char *name)
@@ -192,6 +198,24 @@ static int set_string(char *dst, size_t size, const char *key,
 	return 0;
 }
 
+static int set_queues(struct drive_opts *o, const char *val, char *err,
+		      size_t errlen)
+{
+	unsigned n = 0;
+	const char *p = val;
+
+	/* Decimal digits only, no sign or spaces: strtoul takes both. */
+	for (; *p >= '0' && *p <= '9' && n <= DRIVE_QUEUES_LIMIT; p++)
+		n = n * 10 + (unsigned)(*p - '0');
+	if (!*val || *p || n < 1 || n > DRIVE_QUEUES_LIMIT) {
+		errf(err, errlen, "-drive: invalid queues='%s' (want 1 to %d)",
+		     val, DRIVE_QUEUES_LIMIT);
+		return -1;
+	}
+	o->num_queues = n;
+	return 0;
+}
+
 static int set_key(struct drive_opts *o, enum key k, const char *val,
 		   char *err, size_t errlen)
 {
@@ -271,6 +295,14 @@ static int set_key(struct drive_opts *o, enum key k, const char *val,
 		}
 		return set_string(o->id, sizeof(o->id), "id", val, err,
 				  errlen);
+	case K_QUEUES:
+		return set_queues(o, val, err, errlen);
+	case K_SERVE:
+		if (set_enum(serves, "serve", val, "auto or node0", &v, err,
+			     errlen))
+			return -1;
+		o->serve_node0 = v;
+		return 0;
 	case K_COUNT:
 		break;
 	}
@@ -297,7 +329,7 @@ static int parse_token(struct drive_opts *o, char *tok, unsigned *seen,
 		else
 			errf(err, errlen, "-drive: unknown option '%s' (known:"
 			     " file, format, if, media, readonly, cache, "
-			     "discard, aio, serial, id)", tok);
+			     "discard, aio, serial, id, queues, serve)", tok);
 		return -1;
 	}
 	if (!eq && k != K_READONLY) {

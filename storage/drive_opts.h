@@ -11,6 +11,13 @@
  *   aio=io_uring|threads  (default: io_uring, threads if the host forbids it)
  *   serial=TEXT  (at most 20 bytes: virtio-blk's ID field)
  *   id=NAME      (a letter, then letters, digits, '-', '.', '_')
+ *   queues=N     (also num-queues=; 1..16 virtio-blk request queues.
+ *                Default: one per vCPU, at most 4 on one node and at most
+ *                8 in a cluster VM; QEMU spells it -device
+ *                virtio-blk-pci,num-queues=N)
+ *   serve=auto|node0  (cluster VMs: auto serves queue q on the node running
+ *                vCPU q mod vCPUs; node0 serves every queue on node 0,
+ *                as a single-node device does.  Default auto)
  *
  * As in QEMU, options are separated by ',' and a ',,' inside a value is a
  * literal comma; booleans take on|off|yes|no|true|false and a bare "readonly"
@@ -40,6 +47,7 @@
 #define DRIVE_FILE_MAX 4096
 #define DRIVE_SERIAL_MAX 20     /* VIRTIO_BLK_ID_BYTES */
 #define DRIVE_ID_MAX 63
+#define DRIVE_QUEUES_LIMIT 16   /* VIRTIO_BLK_MAX_QUEUES */
 
 enum drive_format {
 	DRIVE_FORMAT_PROBE,     /* not given: decided by block__open */
@@ -75,6 +83,8 @@ struct drive_opts {
 	enum drive_aio aio;
 	char serial[DRIVE_SERIAL_MAX + 1];
 	char id[DRIVE_ID_MAX + 1];
+	unsigned num_queues;    /* queues=; 0: the machine's default */
+	bool serve_node0;       /* serve=node0 */
 	/* Not settable from the text: how long block__open waits for
 	 * qemu-storage-daemon to start (0: 10 s).  Tests shorten it. */
 	unsigned start_timeout_ms;

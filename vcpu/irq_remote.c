@@ -32,7 +32,10 @@ struct irq_remote {
 	struct irq_router *router;
 	unsigned self, nr_nodes, ioapic_node;
 	int nr_vcpus;
+	/* Where each vCPU runs, and ran before its last move; written under
+	 * lock by irq_remote__set_node, read without it (atomically). */
 	uint8_t *node;
+	uint8_t *prev_node;
 	struct irq_remote_ops ops;
 	pthread_mutex_t lock;      /* vstate */
 	pthread_cond_t cond;       /* an ack or a first address arrived */
@@ -42,7 +45,7 @@ struct irq_remote {
 	struct {
 		atomic_uint_fast64_t deliver_out, deliver_in, addr_out, addr_in,
 			acks_in, eoi_out, eoi_in, rejected, send_failed,
-			extint_dropped;
+			extint_dropped, redirected;
 	} st;
 };
 
@@ -122,9 +125,22 @@ static int forward(void *ctx, unsigned node, const struct apic_msg *msg,
 
 /* ---- setup ---- */
 
+static unsigned node_of(const struct irq_remote *ir, int vcpu)
+{
+	return __atomic_load_n(&ir->node[vcpu], __ATOMIC_ACQUIRE);
+}
+
 static bool is_local(const struct irq_remote *ir, int vcpu)
 {
-	return ir->node[vcpu] == ir->self;
+	return node_of(ir, vcpu) == ir->self;
+}
+
+/* Whether sender may speak for vcpu as an interrupt's source: where it
+ * runs, or where it ran before its last move. */
+static bool source_ok(const struct irq_remote *ir, int vcpu, unsigned sender)
+{
+	return node_of(ir, vcpu) == sender ||
+	       __atomic_load_n(&ir->prev_node[vcpu], __ATOMIC_ACQUIRE) == sender;
 }
 
 struct irq_remote *irq_remote__new(const struct irq_remote_config *cfg)
@@ -153,14 +169,16 @@ struct irq_remote *irq_remote__new(const struct irq_remote_config *cfg)
 	ir->nr_vcpus = n;
 	ir->ops = cfg->ops;
 	ir->node = malloc((size_t)n);
+	ir->prev_node = malloc((size_t)n);
 	ir->v = calloc((size_t)n, sizeof(*ir->v));
-	if (!ir->node || !ir->v)
+	if (!ir->node || !ir->prev_node || !ir->v)
 		goto fail;
 	memcpy(ir->node, cfg->vcpu_node, (size_t)n);
+	memcpy(ir->prev_node, cfg->vcpu_node, (size_t)n);
+	/* Any vCPU may come to run here (migration). */
 	for (int i = 0; i < n; i++) {
 		atomic_init(&ir->v[i].dirty, false);
-		if (is_local(ir, i) &&
-		    !(ir->v[i].acked = calloc(ir->nr_nodes, sizeof(uint32_t))))
+		if (!(ir->v[i].acked = calloc(ir->nr_nodes, sizeof(uint32_t))))
 			goto fail;
 	}
 	pthread_mutex_init(&ir->lock, NULL);
@@ -181,6 +199,7 @@ fail:
 			free(ir->v[i].acked);
 	free(ir->v);
 	free(ir->node);
+	free(ir->prev_node);
 	free(ir);
 	return NULL;
 }
@@ -196,6 +215,7 @@ void irq_remote__free(struct irq_remote *ir)
 		free(ir->v[i].acked);
 	free(ir->v);
 	free(ir->node);
+	free(ir->prev_node);
 	free(ir);
 }
 
@@ -374,7 +394,7 @@ int irq_remote__wait_known(struct irq_remote *ir, unsigned timeout_ms,
 	pthread_mutex_unlock(&ir->lock);
 	if (missing >= 0) {
 		fail_msg(err, errlen, "no APIC address for vCPU %d from node "
-			 "%u within %u ms", missing, ir->node[missing],
+			 "%u within %u ms", missing, node_of(ir, missing),
 			 timeout_ms);
 		return -ETIMEDOUT;
 	}
@@ -420,22 +440,30 @@ static int on_deliver(struct irq_remote *ir, unsigned sender,
 
 	if (ret)
 		return ret;
-	if (msg.source >= 0 && ir->node[msg.source] != sender) {
+	if (msg.source >= 0 && !source_ok(ir, msg.source, sender)) {
 		fail_msg(err, errlen, "IRQ_DELIVER from vCPU %d, which runs "
-			 "on node %u", msg.source, ir->node[msg.source]);
+			 "on node %u", msg.source, node_of(ir, msg.source));
 		return -EPROTO;
 	}
 	for (int i = 0; i < ir->nr_vcpus; i++) {
-		if ((t[i / 8] >> (i % 8) & 1) && !is_local(ir, i)) {
+		if ((t[i / 8] >> (i % 8) & 1) && !is_local(ir, i) &&
+		    !ir->ops.redirect) {
 			fail_msg(err, errlen, "IRQ_DELIVER to vCPU %d, which "
-				 "runs on node %u", i, ir->node[i]);
+				 "runs on node %u", i, node_of(ir, i));
 			return -EPROTO;
 		}
 	}
 	atomic_fetch_add(&ir->st.deliver_in, 1);
-	for (int i = 0; i < ir->nr_vcpus; i++)
-		if (t[i / 8] >> (i % 8) & 1)
-			irq_router__deliver_local(ir->router, i, &msg);
+	/* A target that moved away (the sender had not heard yet, or the
+	 * move happened meanwhile) is chased to its new node. */
+	for (int i = 0; i < ir->nr_vcpus; i++) {
+		if (!(t[i / 8] >> (i % 8) & 1) ||
+		    irq_router__deliver_local(ir->router, i, &msg) == 0)
+			continue;
+		if (ir->ops.redirect &&
+		    ir->ops.redirect(ir->ops.ctx, i, &msg) == 0)
+			atomic_fetch_add(&ir->st.redirected, 1);
+	}
 	return 0;
 }
 
@@ -450,7 +478,7 @@ static int on_addr(struct irq_remote *ir, unsigned sender, const uint8_t *p,
 
 	if (ret)
 		return ret;
-	if (vcpu >= ir->nr_vcpus || ir->node[vcpu] != sender) {
+	if (vcpu >= ir->nr_vcpus || node_of(ir, vcpu) != sender) {
 		fail_msg(err, errlen, "IRQ_ADDR_UPDATE for vCPU %d, which "
 			 "does not run on node %u", vcpu, sender);
 		return -EPROTO;
@@ -512,7 +540,7 @@ static int on_eoi(struct irq_remote *ir, unsigned sender, const uint8_t *p,
 	if (ret)
 		return ret;
 	if (ir->self != ir->ioapic_node || vcpu >= ir->nr_vcpus ||
-	    ir->node[vcpu] != sender) {
+	    !source_ok(ir, vcpu, sender)) {
 		fail_msg(err, errlen, "IRQ_EOI from vCPU %d (node %u) to a "
 			 "node without the IOAPIC", vcpu, sender);
 		return -EPROTO;
@@ -574,5 +602,68 @@ void irq_remote__get_stats(struct irq_remote *ir, struct irq_remote_stats *out)
 		.rejected = atomic_load(&ir->st.rejected),
 		.send_failed = atomic_load(&ir->st.send_failed),
 		.extint_dropped = atomic_load(&ir->st.extint_dropped),
+		.redirected = atomic_load(&ir->st.redirected),
 	};
+}
+
+/* ---- migration ---- */
+
+int irq_remote__set_node(struct irq_remote *ir, int vcpu, unsigned node,
+			 uint32_t seq, const struct apic_addr *addr)
+{
+	struct vstate *v;
+	unsigned old;
+
+	if (!ir || vcpu < 0 || vcpu >= ir->nr_vcpus || node >= ir->nr_nodes)
+		return -1;
+	v = &ir->v[vcpu];
+	pthread_mutex_lock(&ir->lock);
+	old = node_of(ir, vcpu);
+	if (old == node) {
+		pthread_mutex_unlock(&ir->lock);
+		return 0;
+	}
+	if (node == ir->self) {
+		/* Continues the sequence the other nodes saw from its last
+		 * node, which flushed it before letting go. */
+		if (seq && addr) {
+			v->latest = *addr;
+			v->have_latest = true;
+		}
+		v->seq = v->sent_seq = seq;
+		for (unsigned n = 0; n < ir->nr_nodes; n++)
+			v->acked[n] = seq;
+		v->pending = false;
+		atomic_store(&v->dirty, false);
+	} else {
+		if (old == ir->self && v->seq > v->seen_seq)
+			v->seen_seq = v->seq;
+		if (seq > v->seen_seq)
+			v->seen_seq = seq;
+	}
+	__atomic_store_n(&ir->prev_node[vcpu], (uint8_t)old, __ATOMIC_RELEASE);
+	__atomic_store_n(&ir->node[vcpu], (uint8_t)node, __ATOMIC_RELEASE);
+	if (node == ir->self && seq && addr)
+		irq_router__update_addr(ir->router, vcpu, addr);
+	irq_router__set_node(ir->router, vcpu, node);
+	pthread_mutex_unlock(&ir->lock);
+	return 0;
+}
+
+int irq_remote__vcpu_addr(struct irq_remote *ir, int vcpu, uint32_t *seq,
+			  struct apic_addr *addr)
+{
+	int ret = -1;
+
+	if (!ir || vcpu < 0 || vcpu >= ir->nr_vcpus)
+		return -1;
+	pthread_mutex_lock(&ir->lock);
+	if (is_local(ir, vcpu) && ir->v[vcpu].have_latest &&
+	    !ir->v[vcpu].pending) {
+		*seq = ir->v[vcpu].seq;
+		*addr = ir->v[vcpu].latest;
+		ret = 0;
+	}
+	pthread_mutex_unlock(&ir->lock);
+	return ret;
 }

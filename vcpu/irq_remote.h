@@ -95,6 +95,11 @@ struct irq_remote_ops {
 	 * and stops the VM (a peer that breaks the protocol is not trusted
 	 * further).  May be NULL. */
 	void (*error)(void *ctx, unsigned node, const char *what);
+	/* vCPU migration (vmm/migrate.h): an IRQ_DELIVER reached this node
+	 * for a vCPU that runs elsewhere now; the hook passes msg on to it
+	 * (0) or cannot (-1).  On the receive thread: must not block.  NULL:
+	 * such a message is a protocol error, as without migration. */
+	int (*redirect)(void *ctx, int vcpu, const struct apic_msg *msg);
 };
 
 struct irq_remote_config {
@@ -111,6 +116,7 @@ struct irq_remote_stats {
 	uint64_t addr_out, addr_in, acks_in;
 	uint64_t eoi_out, eoi_in;
 	uint64_t rejected, send_failed, extint_dropped;
+	uint64_t redirected; /* deliveries passed on to a vCPU's new node */
 };
 
 struct irq_remote;
@@ -145,6 +151,21 @@ int irq_remote__wait_known(struct irq_remote *ir, unsigned timeout_ms,
 void irq_remote__abort(struct irq_remote *ir);
 /* env->eoi_level of a local vCPU: ioapic hook here or IRQ_EOI there. */
 void irq_remote__eoi_level(struct irq_remote *ir, int vcpu, uint8_t vector);
+
+/* vCPU migration (vmm/migrate.h): vcpu runs on node from now on.  Its
+ * address travels along: seq and addr as the node it left last sent them
+ * (seq 0: unknown, keep what is known).  Becoming local, vcpu continues
+ * that seq, every node counted as having acked it; becoming remote,
+ * updates below seq are refused.  IRQ_DELIVER and IRQ_EOI naming vcpu as
+ * the source are still accepted from the node it ran on before (they may
+ * have been in flight when it moved).  The router follows.  0 or -1. */
+int irq_remote__set_node(struct irq_remote *ir, int vcpu, unsigned node,
+			 uint32_t seq, const struct apic_addr *addr);
+/* The address of local vcpu as every other node knows it: its seq and
+ * value.  -1 if vcpu is not local or an update is still unsent (flush
+ * first). */
+int irq_remote__vcpu_addr(struct irq_remote *ir, int vcpu, uint32_t *seq,
+			  struct apic_addr *addr);
 
 /* One received message of a type in the irq range, from the transport's
  * authenticated sender.  Validates it completely, then delivers to local

@@ -103,6 +103,22 @@ int irq_router__set_placement(struct irq_router *r, unsigned self,
 	return 0;
 }
 
+int irq_router__set_node(struct irq_router *r, int vcpu_index,
+			 unsigned node)
+{
+	int ret = -1;
+
+	if (!r || vcpu_index < 0 || vcpu_index >= r->nr_vcpus || node > 255)
+		return -1;
+	pthread_mutex_lock(&r->lock);
+	if (r->node) {
+		r->node[vcpu_index] = (uint8_t)node;
+		ret = 0;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
 int irq_router__nr_vcpus(const struct irq_router *r)
 {
 	return r ? r->nr_vcpus : 0;

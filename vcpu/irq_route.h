@@ -59,6 +59,11 @@ int irq_router__deliver(struct irq_router *r, const struct apic_msg *msg);
 int irq_router__set_placement(struct irq_router *r, unsigned self,
 			      const uint8_t *vcpu_node, irq_forward_fn forward,
 			      void *forward_ctx);
+/* vCPU migration: vcpu_index runs on node from now on (a placement must
+ * be set).  Messages matched afterwards go there.  0, or -1 on bad
+ * arguments. */
+int irq_router__set_node(struct irq_router *r, int vcpu_index,
+			 unsigned node);
 int irq_router__nr_vcpus(const struct irq_router *r);
 /* The node running vcpu_index (self for every vCPU without a placement),
  * or -1 if out of range. */

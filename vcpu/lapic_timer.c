@@ -196,11 +196,18 @@ static uint64_t tsc_to_ns(const struct lapic *l, uint64_t delta)
 	return ns > MAX_DELTA_NS ? MAX_DELTA_NS : (uint64_t)ns;
 }
 
-/* Host deadline for tsc_deadline, from the guest's TSC now. */
+/* Host deadline for tsc_deadline, from the guest's TSC now.  The host
+ * clock is read again after the TSC: a thread preempted between the
+ * caller's clock read and the TSC read would otherwise get a deadline
+ * early by the preemption (late is legal, early is not). */
 static void tsc_deadline_to_ns(struct lapic *l, uint64_t now)
 {
 	uint64_t tsc = l->env.guest_tsc ? l->env.guest_tsc(l->env.ctx) : 0;
 	uint64_t delta = l->s.tsc_deadline > tsc ? l->s.tsc_deadline - tsc : 0;
+	uint64_t later = now_ns(l);
+
+	if (later > now)
+		now = later;
 
 	/* Deadline 0 means "not running": a past deadline fires at now. */
 	l->s.timer_deadline_ns = now + tsc_to_ns(l, delta);

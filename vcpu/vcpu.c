@@ -19,6 +19,7 @@
 #include "vcpu/pic.h"
 #include "vcpu/vcpu_exit.h"
 #include "vmm/machine.h"
+#include "vmm/migrate.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
 
@@ -131,18 +132,42 @@ static void flush_addr(struct vcpu *v)
 }
 
 /* Guest TSC minus host TSC, read once: KVM keeps the offset fixed unless
- * the guest writes IA32_TSC, which the TSC MSR exit path refreshes. */
+ * the guest writes IA32_TSC, which the TSC MSR exit path refreshes.
+ * KVM's TSC offset attribute gives it exactly (PVM has it: 0, its guest
+ * TSC is the host's).  Otherwise the guest TSC read through the MSR is
+ * bracketed by two host reads and the tightest of a few tries is kept:
+ * a thread preempted between a host read and the ioctl would get an
+ * offset off by the preemption, and a TSC-deadline timer computed from
+ * it would fire that much early. */
 int vcpu__refresh_tsc_offset(struct vcpu *v)
 {
 	struct {
 		struct kvm_msrs hdr;
 		struct kvm_msr_entry e;
 	} buf = { .hdr.nmsrs = 1, .e.index = 0x10 };
-	uint64_t host = __rdtsc();
+	int64_t off = 0;
+	struct kvm_device_attr a = { .group = KVM_VCPU_TSC_CTRL,
+				     .attr = KVM_VCPU_TSC_OFFSET,
+				     .addr = (uint64_t)(uintptr_t)&off };
+	uint64_t best = UINT64_MAX;
 
-	if (ioctl(v->fd, KVM_GET_MSRS, &buf) != 1)
-		return -1;
-	v->tsc_offset = (int64_t)(buf.e.data - host);
+	if (ioctl(v->fd, KVM_HAS_DEVICE_ATTR, &a) == 0 &&
+	    ioctl(v->fd, KVM_GET_DEVICE_ATTR, &a) == 0) {
+		v->tsc_offset = off;
+		return 0;
+	}
+	for (int i = 0; i < 5; i++) {
+		uint64_t before = __rdtsc(), after;
+
+		if (ioctl(v->fd, KVM_GET_MSRS, &buf) != 1)
+			return -1;
+		after = __rdtsc();
+		if (after - before < best) {
+			best = after - before;
+			v->tsc_offset = (int64_t)(buf.e.data -
+						  (before + (after - before) / 2));
+		}
+	}
 	return 0;
 }
 
@@ -316,7 +341,7 @@ static bool should_leave_wait(struct vcpu *v)
 	struct machine *m = v->m;
 
 	if (atomic_load(&m->stop) || atomic_load(&m->pause) ||
-	    atomic_load(&v->dump_requested))
+	    atomic_load(&v->dump_requested) || atomic_load(&v->held))
 		return true;
 	if (v->state == VCPU_STATE_HALTED) {
 		/* HLT ends on an interrupt it may take, on NMI/INIT/SIPI. */
@@ -438,6 +463,7 @@ static void inject_pending(struct vcpu *v)
 	if (k == LAPIC_INTR_VECTOR)
 		lapic__intr_injected(&v->lapic, vector);
 	v->stats.injected++;
+	v->stats.by_vector[vector & 0xff]++;
 	/* More may be pending: ask for the next window right away. */
 	if (lapic__pending_intr(&v->lapic, &vector) != LAPIC_INTR_NONE)
 		run->request_interrupt_window = 1;
@@ -511,6 +537,15 @@ static void *vcpu_thread(void *arg)
 		arm_ktimer(v, atomic_load(&v->lapic_deadline));
 	}
 	while (!atomic_load(&m->stop)) {
+		/* Not while KVM holds an injected interrupt: copied into
+		 * another vCPU fd it would be delivered twice (PVM). */
+		if (atomic_load(&v->held) &&
+		    (v->state == VCPU_STATE_WAIT_FOR_SIPI ||
+		     !kvm_holds_interrupt(v))) {
+			complete_pending_io(v);
+			migrate__vcpu_held(v);
+			continue;
+		}
 		if (atomic_load(&m->pause)) {
 			complete_pending_io(v);
 			machine__park_vcpu(m);

@@ -26,6 +26,8 @@ struct vcpu_stats {
 	/* Time asleep in HLT: whether a guest is really idle (on PVM a
 	 * stock kernel's tick work can fill the whole tick period). */
 	uint64_t halted_ns;
+	/* Interrupts injected, by vector: what wakes an idle guest. */
+	uint64_t by_vector[256];
 };
 
 struct vcpu {
@@ -57,6 +59,9 @@ struct vcpu {
 	atomic_bool kicked;
 	atomic_bool in_guest; /* between the last check and KVM_RUN's return */
 	atomic_bool dump_requested; /* SIGQUIT: print where the vCPU is */
+	/* Stay out of the guest (vmm/migrate.h): the vCPU is moving, or
+	 * runs on another node of the cluster. */
+	atomic_bool held;
 
 	/* Owned by the vCPU thread; by the main thread while parked. */
 	enum vcpu_run_state state;

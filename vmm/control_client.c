@@ -131,15 +131,30 @@ static json_t *read_reply(struct reader *r, char *err, size_t errlen)
 	return j;
 }
 
-/* The command's return value, or NULL with the server's error. */
-static json_t *execute(struct reader *r, const char *cmd, char *err,
-		       size_t errlen)
+/* The command's return value, or NULL with the server's error.  args
+ * (borrowed) may be NULL. */
+static json_t *execute_args(struct reader *r, const char *cmd, json_t *args,
+			    char *err, size_t errlen)
 {
-	char line[128];
-	int n = snprintf(line, sizeof(line), "{\"execute\": \"%s\"}\r\n", cmd);
-	json_t *j, *ret;
+	json_t *c = json_pack("{s:s}", "execute", cmd), *j, *ret;
+	char *line = NULL;
+	size_t n = 0;
+	bool sent;
 
-	if (send(r->fd, line, (size_t)n, MSG_NOSIGNAL) != n) {
+	if (c && args)
+		json_object_set(c, "arguments", args);
+	if (c)
+		line = json_dumps(c, JSON_COMPACT);
+	json_decref(c);
+	if (!line) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	n = strlen(line);
+	line[n] = '\n'; /* json_dumps leaves room only for its NUL: swap */
+	sent = send(r->fd, line, n + 1, MSG_NOSIGNAL) == (ssize_t)(n + 1);
+	free(line);
+	if (!sent) {
 		snprintf(err, errlen, "%s", strerror(errno));
 		return NULL;
 	}
@@ -158,6 +173,12 @@ static json_t *execute(struct reader *r, const char *cmd, char *err,
 	}
 	json_decref(j);
 	return ret;
+}
+
+static json_t *execute(struct reader *r, const char *cmd, char *err,
+		       size_t errlen)
+{
+	return execute_args(r, cmd, NULL, err, errlen);
 }
 
 static int query_status(int fd, const char *path)
@@ -216,4 +237,41 @@ int control_socket__client(int argc, char *const argv[])
 	status = query_status(fd, path);
 	close(fd);
 	return status;
+}
+
+int control_socket__call(const char *sock, const char *cmd, json_t *args,
+			 json_t **ret, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct reader r = { .fd = -1 };
+	char path[108];
+	json_t *j = NULL, *caps;
+
+	*ret = NULL;
+	if (sock)
+		snprintf(path, sizeof(path), "%s", sock);
+	else if (find_socket(path, sizeof(path)) < 0) {
+		snprintf(err, errlen, "no VM to ask");
+		return -1;
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	r.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (r.fd < 0 || connect(r.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	j = read_line(&r, err, errlen);
+	if (j && !json_object_get(j, "QMP"))
+		snprintf(err, errlen, "%s: not a QMP server (no greeting)",
+			 path);
+	else if (j && (caps = execute(&r, "qmp_capabilities", err, errlen))) {
+		json_decref(caps);
+		*ret = execute_args(&r, cmd, args, err, errlen);
+	}
+out:
+	json_decref(j);
+	free(r.buf);
+	if (r.fd >= 0)
+		close(r.fd);
+	return *ret ? 0 : -1;
 }

@@ -41,6 +41,13 @@ void control_socket__event(struct control_socket *cs, const char *name,
 size_t control_socket__status_text(struct machine *m, char *buf,
 				   size_t size);
 
+/* One QMP command on a VM's control socket (sock NULL: the one VM that
+ * runs here): connects, negotiates, executes.  0 with *ret (a new
+ * reference) its return value, or -1 with the VM's error or why it could
+ * not be asked in err. */
+int control_socket__call(const char *sock, const char *cmd, json_t *args,
+			 json_t **ret, char *err, size_t errlen);
+
 /* "krg-vmm status [SOCKET]": argv after the verb.  Exit status. */
 int control_socket__client(int argc, char *const argv[]);
 

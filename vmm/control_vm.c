@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmm/ckpt.h"
 #include "vmm/cluster.h"
 #include "vmm/control_priv.h"
 #include "vmm/devices/acpi_pm.h"
+#include "vmm/migrate.h"
 #include "vmm/machine.h"
 #include "vmm/node_stats.h"
 
@@ -68,6 +70,8 @@ size_t control_socket__status_text(struct machine *m, char *buf, size_t size)
 				      vcpu_node(m, i));
 	if (n < size)
 		n += (size_t)snprintf(buf + n, size - n, "\n");
+	if (m->migrate && n < size)
+		n += migrate__status_line(m->migrate, buf + n, size - n);
 	for (unsigned i = 0; i < nodes && n < size; i++) {
 		if (!have[i])
 			n += (size_t)snprintf(buf + n, size - n,
@@ -269,6 +273,8 @@ void control_vm__init_ops(struct control_socket *cs)
 		.name = vm_name,
 		.cluster = vm_cluster,
 		.status_text = vm_status_text,
+		.checkpoint = ckpt__qmp_checkpoint,
+		.migrate_vcpu = migrate__qmp_vcpu,
 	};
 	/* Until the first machine attaches, one is on its way. */
 	cs->restarting = true;

@@ -176,5 +176,9 @@ int io_forward__server_handle(struct io_forward_server *s, unsigned sender,
 			      unsigned type, const void *payload, size_t len);
 void io_forward__server_stats(struct io_forward_server *s,
 			      struct io_forward_stats *out);
+/* vCPU migration: requests for vcpu come from node from now on (the vCPU
+ * has none in flight while it moves).  Any thread. */
+void io_forward__server_set_vcpu_node(struct io_forward_server *s, int vcpu,
+				      unsigned node);
 
 #endif

@@ -41,6 +41,22 @@ struct io_forward_server {
 	atomic_uint_fast64_t requests, rejected, proto;
 };
 
+/* Whether sender runs vcpu (vCPU migration moves them: atomic). */
+static bool runs_on(const struct io_forward_server *s, unsigned vcpu,
+		    unsigned sender)
+{
+	return !s->node ||
+	       __atomic_load_n(&s->node[vcpu], __ATOMIC_ACQUIRE) == sender;
+}
+
+void io_forward__server_set_vcpu_node(struct io_forward_server *s, int vcpu,
+				      unsigned node)
+{
+	if (s && s->node && vcpu >= 0 && vcpu < s->nr_vcpus && node < 256)
+		__atomic_store_n(&s->node[vcpu], (uint8_t)node,
+				 __ATOMIC_RELEASE);
+}
+
 static void report(struct io_forward_server *s, unsigned node,
 		   const char *why)
 {
@@ -190,7 +206,7 @@ static void answer_rejected(struct io_forward_server *s, unsigned sender,
 		return;
 	r.id = get_le32(p);
 	r.vcpu = get_le16(p + 4);
-	if (r.vcpu >= s->nr_vcpus || (s->node && s->node[r.vcpu] != sender))
+	if (r.vcpu >= s->nr_vcpus || !runs_on(s, r.vcpu, sender))
 		return;
 	pthread_mutex_lock(&s->lock);
 	busy = s->job[r.vcpu].busy;
@@ -229,7 +245,7 @@ int io_forward__server_handle(struct io_forward_server *s, unsigned sender,
 		return -EPROTO;
 	}
 	if (req.vcpu >= s->nr_vcpus ||
-	    (s->node && s->node[req.vcpu] != sender)) {
+	    !runs_on(s, req.vcpu, sender)) {
 		snprintf(why, sizeof(why), "IO_REQUEST for vCPU %u, which does "
 			 "not run on that node", req.vcpu);
 		report(s, sender, why);

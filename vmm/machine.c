@@ -17,8 +17,10 @@
 #include "vcpu/pvm_profile.h"
 #include "vcpu/pvm_syscall.h"
 #include "vcpu/vcpu.h"
+#include "vmm/ckpt.h"
 #include "vmm/io_bus.h"
 #include "vmm/machine_parts.h"
+#include "vmm/migrate.h"
 #include "vmm/vtimer.h"
 
 #ifndef KVM_CAP_EXIT_ON_EMULATION_FAILURE
@@ -32,16 +34,30 @@
 
 void machine__log(const struct machine *m, const char *fmt, ...)
 {
+	char line[1024];
 	va_list ap;
+	int n, r;
 
+	/* One write per line: local nodes share the launcher's stderr, and
+	 * pieces of two nodes' lines must not interleave. */
 	if (m->cluster && m->node_self)
-		fprintf(stderr, "krg-vmm: node %u: ", m->node_self);
+		n = snprintf(line, sizeof(line), "krg-vmm: node %u: ",
+			     m->node_self);
 	else
-		fputs("krg-vmm: ", stderr);
+		n = snprintf(line, sizeof(line), "krg-vmm: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	r = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	if (r < 0)
+		r = 0;
+	n += r;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	fflush(stderr);
+	if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+		/* nowhere left to report it */
+	}
 }
 
 static int check_cap(struct machine *m, int cap, const char *name, char *err,
@@ -181,12 +197,14 @@ static int create_vcpus(struct machine *m, char *err, size_t errlen)
 		return -1;
 	}
 	for (i = 0; i < m->nr_vcpus; i++) {
-		/* A cluster node runs its own vCPUs; the others are NULL. */
-		if (!machine__vcpu_is_local(m, i))
-			continue;
+		/* A cluster node runs its own vCPUs and holds the others,
+		 * so that any may move here (vmm/migrate.h). */
 		if (vcpu__create(m, i, &m->vcpus[i], err, errlen) < 0)
 			return -1;
-		m->nr_local_vcpus++;
+		if (!machine__vcpu_is_local(m, i))
+			atomic_store(&m->vcpus[i]->held, true);
+		else
+			m->nr_local_vcpus++;
 		if (!m->tsc_hz) {
 			tsc_khz = ioctl(m->vcpus[i]->fd, KVM_GET_TSC_KHZ, 0);
 			m->tsc_hz = tsc_khz > 0 ? (uint64_t)tsc_khz * 1000 : 0;
@@ -206,8 +224,13 @@ void machine__deliver_local(void *ctx, int vcpu_index,
 {
 	struct machine *m = ctx;
 
-	if (vcpu_index >= 0 && (unsigned)vcpu_index < m->nr_vcpus &&
-	    m->vcpus[vcpu_index])
+	if (vcpu_index < 0 || (unsigned)vcpu_index >= m->nr_vcpus ||
+	    !m->vcpus[vcpu_index])
+		return;
+	/* In a cluster through the vCPU's gate: it may be moving. */
+	if (m->migrate)
+		migrate__deliver(m->migrate, vcpu_index, msg);
+	else
 		lapic__accept(&m->vcpus[vcpu_index]->lapic, msg);
 }
 
@@ -224,7 +247,10 @@ static void guest_choices(struct machine *m, const struct machine_node *node)
 	if (node && node->self) {
 		m->timer_min_gap_ns = node->timer_min_gap_ns;
 		m->syscall_fix = node->syscall_fix;
-	} else if (m->files && machine__guest_is_linux(m) && m->pvm_profile) {
+	} else if (((m->files && machine__guest_is_linux(m)) || m->firmware) &&
+		   m->pvm_profile) {
+		/* A firmware boot's guest is most likely Linux too; SeaBIOS
+		 * itself uses neither the LAPIC timer nor SYSCALL. */
 		m->timer_min_gap_ns = PVM_TIMER_MIN_GAP_NS;
 		m->syscall_fix = true;
 	}
@@ -268,6 +294,10 @@ int machine__build_node(const struct vm_config *cfg,
 		goto fail;
 	status = boot_node ? machine__setup_cpuid(m, err, errlen) :
 			     machine__adopt_cpuid(m, node->cpuid, err, errlen);
+	if (!status && boot_node && cfg->state_in[0] &&
+	    ckpt__is_snapshot(cfg->state_in) &&
+	    ckpt__restore_cpuid(m, cfg->state_in, err, errlen) < 0)
+		status = KRG_EXIT_USAGE;
 	if (status)
 		goto fail;
 	status = KRG_EXIT_FAILURE;
@@ -295,7 +325,15 @@ int machine__build_node(const struct vm_config *cfg,
 	status = machine__load_guest(m, err, errlen);
 	if (status)
 		goto fail;
-	if (cfg->state_in[0] &&
+	/* A snapshot directory (krg-vmm restore) or a --restore file. */
+	if (cfg->state_in[0] && ckpt__is_snapshot(cfg->state_in)) {
+		if (ckpt__restore_memory(m, cfg->state_in, err, errlen) < 0 ||
+		    ckpt__restore_cpus(m, cfg->state_in, err, errlen) < 0 ||
+		    ckpt__restore_devices(m, cfg->state_in, err, errlen) < 0) {
+			status = KRG_EXIT_USAGE;
+			goto fail;
+		}
+	} else if (cfg->state_in[0] &&
 	    machine__load_file(m, cfg->state_in, err, errlen) < 0) {
 		status = KRG_EXIT_USAGE;
 		goto fail;
@@ -324,6 +362,7 @@ void machine__destroy(struct machine *m)
 	}
 	machine__destroy_devices(m);
 	machine__free_guest_files(m);
+	machine__free_firmware(m);
 	irq_router__free(m->router);
 	io_bus__free(m->bus);
 	free(m->cpuid);

@@ -37,14 +37,20 @@ struct debug_exit;
 struct fw_cfg;
 struct pit;
 struct machine_drives;
+struct machine_net;
 struct emu_stats;
 struct guest_files;
+struct machine_firmware;
+struct debugcon;
 struct cluster;
 struct dsm_mem;
 struct irq_remote;
 struct io_forward_client;
 struct io_forward_server;
 struct control_socket;
+struct ckpt_node;
+struct migrate;
+struct machine_blk_mq;
 
 /* Exit statuses of the krg-vmm process. */
 enum {
@@ -81,7 +87,10 @@ struct machine {
 	int xsave_size;
 
 	unsigned nr_vcpus;
-	struct vcpu **vcpus;            /* NULL where another node runs it */
+	/* Every vCPU of the VM, also on a cluster node: those running on
+	 * other nodes are held (vmm/migrate.h), ready to move here;
+	 * machine__vcpu_is_local() says which run here. */
+	struct vcpu **vcpus;
 	unsigned nr_local_vcpus;
 
 	struct pic *pic;
@@ -99,10 +108,13 @@ struct machine {
 	struct fw_cfg *fw_cfg;
 	struct pit *pit;
 	struct machine_drives *drives;  /* -drive disks (node 0), or NULL */
+	struct machine_net *net;        /* NICs and virtio-rng (node 0) */
 	struct emu_stats *emu_stats;
 	pthread_mutex_t emu_lock;
 
 	struct guest_files *files; /* kernel/initrd read before KVM starts */
+	struct machine_firmware *firmware; /* a firmware boot's BIOS image */
+	struct debugcon *debugcon;      /* port 0x402, the firmware's log */
 	struct boot_entry boot;
 	char kernel_cmdline[VM_CMDLINE_MAX * 2];
 
@@ -116,6 +128,10 @@ struct machine {
 	struct io_forward_client *io_client;  /* nodes without devices */
 	struct io_forward_server *io_server;  /* node 0 */
 	struct control_socket *status_socket; /* node 0: QMP; the launch owns it */
+	struct ckpt_node *ckpt;               /* cluster checkpoints (vmm/ckpt.h) */
+	struct migrate *migrate;              /* vCPU migration (vmm/migrate.h) */
+	/* virtio-blk queues served on their vCPU's node (vmm/machine_blk_mq.c) */
+	struct machine_blk_mq *blk_mq;
 	uint64_t start_ns;                    /* vclock when the VM started */
 
 	pthread_mutex_t life_lock;
@@ -204,6 +220,23 @@ int machine__save_file(struct machine *m, const char *path, char *err,
 		       size_t errlen);
 int machine__load_file(struct machine *m, const char *path, char *err,
 		       size_t errlen);
+
+/* Cluster VMs, vmm/machine_blk_mq.c.  A node > 0's MMIO exit that is
+ * the doorbell of a virtio-blk queue this node serves: handled here
+ * (true), not forwarded to node 0. */
+bool machine__local_mmio(struct machine *m, uint64_t addr, uint8_t *data,
+			 uint32_t len, bool is_write);
+/* Node 0 (no device lock held; waits for the serving nodes).  hold: every
+ * virtio-blk queue served on another node is drained there and its state
+ * is back in node 0's device, which serves them all until released
+ * (hold false hands them out again): for checkpoints, saves, or anything
+ * that must see the devices quiet.  vcpu_moved: vCPU now runs on node, so
+ * the queues that belong to it (q mod vCPUs) are drained where they are
+ * and served there from now on.  0, or -1 if a node did not answer (the
+ * VM stops). */
+int machine__blk_queues_hold(struct machine *m, bool hold);
+int machine__blk_queues_vcpu_moved(struct machine *m, unsigned vcpu,
+				   unsigned node);
 
 /* The routing hook: deliver a message to local vCPU index. */
 void machine__deliver_local(void *ctx, int vcpu_index,

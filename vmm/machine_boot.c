@@ -13,6 +13,7 @@
 #include "guestfw/e820.h"
 #include "guestfw/linux_boot.h"
 #include "guestfw/multiboot.h"
+#include "storage/ext4_image.h"
 #include "vcpu/pvm_profile.h"
 #include "vcpu/vcpu.h"
 #include "vmm/devices/fw_cfg.h"
@@ -88,7 +89,27 @@ static int read_whole(const char *what, const char *path, uint64_t max,
 	return 0;
 }
 
-static int read_multiboot_modules(struct guest_files *f, const char *list,
+/* A host file, or with the drive:/PATH spelling a file inside a -drive's
+ * ext2/3/4 filesystem (storage/ext4_image.h), read before the drives
+ * open. */
+static int read_boot_file(const struct machine *m, const char *what,
+			  const char *path, uint64_t max, uint8_t **out,
+			  size_t *out_len, char *err, size_t errlen)
+{
+	char info[768];
+
+	if (!ext4_image__is_spec(path))
+		return read_whole(what, path, max, out, out_len, err, errlen);
+	if (ext4_image__read_spec(m->cfg->drives, m->cfg->nr_drives, what,
+				  path, max, out, out_len, info, sizeof(info),
+				  err, errlen) < 0)
+		return -1;
+	machine__log(m, "%s %s: %s, %zu bytes", what, path, info, *out_len);
+	return 0;
+}
+
+static int read_multiboot_modules(const struct machine *m,
+				  struct guest_files *f, const char *list,
 				  uint64_t max, char *err, size_t errlen)
 {
 	unsigned i;
@@ -106,8 +127,9 @@ static int read_multiboot_modules(struct guest_files *f, const char *list,
 	for (i = 0; i < f->nr_mods; i++) {
 		uint8_t *data;
 		size_t len;
-		if (read_whole("multiboot module", f->mod_specs[i].path, max,
-			       &data, &len, err, errlen) < 0)
+		if (read_boot_file(m, "multiboot module",
+				   f->mod_specs[i].path, max, &data, &len,
+				   err, errlen) < 0)
 			return -1;
 		f->mods[i] = (struct multiboot_module){
 			data, len, f->mod_specs[i].string };
@@ -122,6 +144,8 @@ int machine__read_guest_files(struct machine *m, char *err, size_t errlen)
 	struct multiboot_header_info mb;
 	int mbr;
 
+	if (machine__firmware_boot(cfg))
+		return machine__read_firmware(m, err, errlen);
 	if (cfg->state_in[0] && !cfg->kernel[0])
 		return 0; /* a restore brings its RAM along */
 	f = calloc(1, sizeof(*f));
@@ -130,8 +154,8 @@ int machine__read_guest_files(struct machine *m, char *err, size_t errlen)
 		return KRG_EXIT_FAILURE;
 	}
 	m->files = f;
-	if (read_whole("kernel", cfg->kernel, KERNEL_MAX_BYTES, &f->kernel,
-		       &f->kernel_len, err, errlen) < 0)
+	if (read_boot_file(m, "kernel", cfg->kernel, KERNEL_MAX_BYTES,
+			   &f->kernel, &f->kernel_len, err, errlen) < 0)
 		return KRG_EXIT_USAGE;
 	/* A Linux setup header wins: bzImages carry no multiboot header, and
 	 * a kernel that had both would want the Linux protocol. */
@@ -143,8 +167,9 @@ int machine__read_guest_files(struct machine *m, char *err, size_t errlen)
 		return KRG_EXIT_USAGE;
 	if (mbr == 1) {
 		f->kind = GUEST_MULTIBOOT;
-		return read_multiboot_modules(f, cfg->initrd, cfg->ram_mib << 20,
-					      err, errlen) < 0 ?
+		return read_multiboot_modules(m, f, cfg->initrd,
+					      cfg->ram_mib << 20, err,
+					      errlen) < 0 ?
 			       KRG_EXIT_USAGE :
 			       0;
 	}
@@ -161,8 +186,8 @@ int machine__read_guest_files(struct machine *m, char *err, size_t errlen)
 				&f->vmlinux, &f->vmlinux_len, err, errlen) < 0)
 		return KRG_EXIT_USAGE;
 	if (cfg->initrd[0] &&
-	    read_whole("initrd", cfg->initrd, cfg->ram_mib << 20, &f->initrd,
-		       &f->initrd_len, err, errlen) < 0)
+	    read_boot_file(m, "initrd", cfg->initrd, cfg->ram_mib << 20,
+			   &f->initrd, &f->initrd_len, err, errlen) < 0)
 		return KRG_EXIT_USAGE;
 	return 0;
 }
@@ -186,31 +211,42 @@ void machine__free_guest_files(struct machine *m)
 	m->files = NULL;
 }
 
+void machine__acpi_config(struct machine *m, struct acpi_config *c_out,
+			  struct acpi_numa *numa)
+{
+	struct acpi_config c;
+
+	*numa = (struct acpi_numa){ .layout = &m->layout };
+	acpi__config_init(&c, m->nr_vcpus);
+	c.rtc_century = 0x32;
+	/* vmm/devices/acpi_pm.c has the fixed power button (QMP
+	 * system_powerdown presses it). */
+	c.power_button = true;
+	/* INTx of PCI slots (virtio-pci disks): pin P of slot S on PIRQ
+	 * (S - 1 + P) % 4 (vmm/devices/pci_host.h), GSI
+	 * MACHINE_PCI_INTX_GSI0 + PIRQ, IOAPIC pins of their own. */
+	c.pci_prt = m->cfg->nr_drives > 0;
+	for (unsigned i = 0; i < 4; i++)
+		c.pci_intx_gsi[i] = (uint8_t)(MACHINE_PCI_INTX_GSI0 + i);
+	/* A cluster VM: one guest NUMA node per cluster node (SRAT/SLIT). */
+	if (m->cluster)
+		c.numa = numa;
+	*c_out = c;
+}
+
 static int build_acpi(struct machine *m, uint64_t *rsdp, char *err,
 		      size_t errlen)
 {
 	struct acpi_config c;
 	struct acpi_layout lay;
-	struct acpi_numa numa = { .layout = &m->layout };
+	struct acpi_numa numa;
 	uint8_t *area = guest_mem__ptr(&m->mem, ACPI_AREA_GPA, ACPI_AREA_LEN);
 
 	if (!area) {
 		snprintf(err, errlen, "no RAM for the ACPI tables");
 		return -1;
 	}
-	acpi__config_init(&c, m->nr_vcpus);
-	c.rtc_century = 0x32;
-	/* vmm/devices/acpi_pm.c has the fixed power button (QMP
-	 * system_powerdown presses it). */
-	c.power_button = true;
-	/* INTx of PCI slots (virtio-pci disks): pin P of slot S on GSI
-	 * MACHINE_PCI_INTX_GSI0 + (S + P) % 4, IOAPIC pins of their own. */
-	c.pci_prt = m->cfg->nr_drives > 0;
-	for (unsigned i = 0; i < 4; i++)
-		c.pci_intx_gsi[i] = (uint8_t)(MACHINE_PCI_INTX_GSI0 + i);
-	/* A cluster VM: one guest NUMA node per cluster node (SRAT/SLIT). */
-	if (m->cluster)
-		c.numa = &numa;
+	machine__acpi_config(m, &c, &numa);
 	if (acpi__build(&c, area, ACPI_AREA_LEN, ACPI_AREA_GPA, &lay, err,
 			errlen) < 0)
 		return -1;
@@ -340,6 +376,9 @@ int machine__load_guest(struct machine *m, char *err, size_t errlen)
 	uint64_t rsdp = 0;
 	int status;
 
+	if (m->firmware)
+		return machine__load_firmware(m, m->cfg->state_in[0] != 0, err,
+					      errlen);
 	if (!m->files)
 		return 0; /* restoring: RAM and registers come from the file */
 	snprintf(m->kernel_cmdline, sizeof(m->kernel_cmdline), "%s",

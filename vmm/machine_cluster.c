@@ -12,10 +12,13 @@
 #include "vcpu/lapic.h"
 #include "vcpu/irq_remote.h"
 #include "vcpu/vcpu.h"
+#include "vmm/ckpt.h"
 #include "vmm/cluster.h"
+#include "vmm/devices/virtio_blk_mq.h"
 #include "vmm/io_forward.h"
 #include "vmm/machine.h"
 #include "vmm/machine_parts.h"
+#include "vmm/migrate.h"
 
 #define IRQ_KNOWN_TIMEOUT_MS 30000
 
@@ -158,17 +161,52 @@ static void irq_recv(void *ctx, unsigned sender, unsigned type,
 	irq_remote__handle(m->irq_remote, sender, type, payload, len);
 }
 
+/* The migrate range is shared: vCPU migration has 160-169, checkpoints
+ * 170-185 (vmm/ckpt.h); one handler per range, so it dispatches. */
+static void migrate_recv(void *ctx, unsigned sender, unsigned type,
+			 const void *payload, uint32_t len)
+{
+	struct machine *m = ctx;
+
+	if (type >= CKPT_T_FIRST && type <= CKPT_T_LAST)
+		ckpt__receive(m, sender, type, payload, len);
+	/* vCPU migration (160-169) dispatches here too. */
+	else if (type <= MIGRATE_T_LAST)
+		migrate__receive(m, sender, type, payload, len);
+	else
+		machine__request_stop(m, KRG_EXIT_FAILURE, "node %u sent "
+				      "migrate-range message %u, which this "
+				      "node does not know", sender, type);
+}
+
+static bool restoring(const struct machine *m)
+{
+	return m->cfg->state_in[0] && ckpt__is_snapshot(m->cfg->state_in);
+}
+
 static void io_recv(void *ctx, unsigned sender, unsigned type,
 		    const void *payload, uint32_t len)
 {
 	struct machine *m = ctx;
 
+	if (type >= BLK_MQ_T_FIRST && type <= BLK_MQ_T_LAST) {
+		machine__blk_mq_recv(m, sender, type, payload, len);
+		return;
+	}
 	if (m->io_server)
 		io_forward__server_handle(m->io_server, sender, type, payload,
 					  len);
 	else if (m->io_client)
 		io_forward__client_handle(m->io_client, sender, type, payload,
 					  len);
+}
+
+/* An IRQ_DELIVER for a vCPU that moved on (vmm/migrate.h). */
+static int irq_redirect(void *ctx, int vcpu, const struct apic_msg *msg)
+{
+	struct machine *m = ctx;
+
+	return m->migrate ? migrate__redirect(m->migrate, vcpu, msg) : -1;
 }
 
 /* Before the vCPUs exist: their LAPICs publish addresses at creation. */
@@ -181,7 +219,8 @@ int machine__setup_irq_remote(struct machine *m, char *err, size_t errlen)
 		.vcpu_node = m->layout.vcpu_node,
 		.ioapic_node = 0,
 		.ops = { .ctx = m, .send = fast_send,
-			 .eoi_level = irq_eoi_level, .error = remote_error },
+			 .eoi_level = irq_eoi_level, .error = remote_error,
+			 .redirect = irq_redirect },
 	};
 
 	m->irq_remote = irq_remote__new(&rc);
@@ -239,21 +278,38 @@ int machine__setup_cluster(struct machine *m, const struct machine_node *node,
 	adopt_clock(m, node);
 	if (dsm_mem__probe(err, errlen) < 0)
 		return -1;
+	/* Restoring a snapshot: the pages this node homes go into RAM
+	 * before the DSM takes it over (they start Modified at home). */
+	if (restoring(m) &&
+	    ckpt__restore_memory(m, m->cfg->state_in, err, errlen) < 0)
+		return -1;
 	m->dsm = dsm_mem__create(&dc, err, errlen);
 	if (!m->dsm)
 		return -1;
-	if (setup_io_forwarding(m, err, errlen) < 0)
+	if (setup_io_forwarding(m, err, errlen) < 0 ||
+	    machine__blk_mq_setup(m, err, errlen) < 0)
 		return -1;
 	if (cluster__register(m->cluster, NET_TYPE_DSM_FIRST, dsm_recv, m) <
 		    0 ||
 	    cluster__register(m->cluster, NET_TYPE_IRQ_FIRST, irq_recv, m) <
 		    0 ||
-	    cluster__register(m->cluster, NET_TYPE_IO_FIRST, io_recv, m) < 0) {
+	    cluster__register(m->cluster, NET_TYPE_IO_FIRST, io_recv, m) < 0 ||
+	    !(m->ckpt = ckpt_node__new(m)) ||
+	    !(m->migrate = migrate__new(m)) ||
+	    cluster__register(m->cluster, NET_TYPE_MIGRATE_FIRST, migrate_recv,
+			      m) < 0) {
 		snprintf(err, errlen, "cannot register the cluster messages");
 		return -1;
 	}
-	if (dsm_mem__start(m->dsm, err, errlen) < 0 ||
-	    irq_remote__announce(m->irq_remote, err, errlen) < 0)
+	if (dsm_mem__start(m->dsm, err, errlen) < 0)
+		return -1;
+	/* Loading a vCPU may read guest memory (the PVM syscall fix reads
+	 * the IDT): through the DSM.  Before the announce, which then
+	 * carries the restored APIC addresses. */
+	if (restoring(m) &&
+	    ckpt__restore_cpus(m, m->cfg->state_in, err, errlen) < 0)
+		return -1;
+	if (irq_remote__announce(m->irq_remote, err, errlen) < 0)
 		return -1;
 	/* Before READY: node 0's START then means every node can route an
 	 * interrupt to every vCPU (node 0 itself waits in boot_load). */
@@ -275,9 +331,12 @@ int machine__boot_load(struct machine *m, char *err, size_t errlen)
 
 	if (status)
 		return status;
-	if (m->cfg->state_in[0]) {
-		snprintf(err, errlen, "restoring a saved state into a cluster "
-			 "VM is not supported yet");
+	if (restoring(m)) {
+		if (ckpt__restore_devices(m, m->cfg->state_in, err, errlen) < 0)
+			return KRG_EXIT_USAGE;
+	} else if (m->cfg->state_in[0]) {
+		snprintf(err, errlen, "a cluster VM restores from a snapshot "
+			 "directory (krg-vmm restore), not a --restore file");
 		return KRG_EXIT_USAGE;
 	}
 	return 0;
@@ -285,6 +344,8 @@ int machine__boot_load(struct machine *m, char *err, size_t errlen)
 
 void machine__quiesce(struct machine *m)
 {
+	machine__blk_mq_abort(m);
+	ckpt_node__quiesce(m->ckpt);
 	if (m->irq_remote)
 		irq_remote__abort(m->irq_remote);
 	if (m->io_client)
@@ -301,10 +362,15 @@ void machine__destroy_cluster(struct machine *m)
 	m->io_server = NULL;
 	io_forward__client_free(m->io_client);
 	m->io_client = NULL;
+	machine__blk_mq_free(m);
 	if (m->dsm) {
 		dsm_mem__destroy(m->dsm);
 		m->dsm = NULL;
 	}
 	irq_remote__free(m->irq_remote);
 	m->irq_remote = NULL;
+	ckpt_node__free(m->ckpt);
+	m->ckpt = NULL;
+	migrate__free(m->migrate);
+	m->migrate = NULL;
 }

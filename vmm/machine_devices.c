@@ -13,6 +13,7 @@
 #include "vmm/console.h"
 #include "vmm/devices/acpi_pm.h"
 #include "vmm/devices/debug_exit.h"
+#include "vmm/devices/debugcon.h"
 #include "vmm/devices/dev_clock.h"
 #include "vmm/devices/fw_cfg.h"
 #include "vmm/devices/i8042.h"
@@ -38,6 +39,7 @@ struct platform {
 	struct pci_host pci;
 	struct acpi_pm acpi_pm;
 	struct debug_exit debug_exit;
+	struct debugcon debugcon;
 	struct fw_cfg fw_cfg;
 	struct pit pit;
 	struct vtimer pit_timer, rtc_timer;
@@ -100,6 +102,7 @@ static int register_traps(struct machine *m, struct platform *p, char *err,
 		{ IO_SPACE_PIO, ACPI_PM_TIMER_PORT, ACPI_PM_TIMER_LEN, acpi_pm__io_tmr, &p->acpi_pm, "acpi-pm-tmr" },
 		{ IO_SPACE_PIO, ACPI_PM_GPE_PORT, ACPI_PM_GPE_LEN, acpi_pm__io_gpe, &p->acpi_pm, "acpi-gpe0" },
 		{ IO_SPACE_PIO, DEBUG_EXIT_PORT, DEBUG_EXIT_LEN, debug_exit__io, &p->debug_exit, "debug-exit" },
+		{ IO_SPACE_PIO, DEBUGCON_PORT, DEBUGCON_LEN, debugcon__io, &p->debugcon, "debugcon" },
 		{ IO_SPACE_PIO, FW_CFG_PORT, FW_CFG_PORT_LEN, fw_cfg__io, &p->fw_cfg, "fw_cfg" },
 		{ IO_SPACE_PIO, PIT_PORT, PIT_PORT_LEN, pit__io, &p->pit, "pit" },
 		{ IO_SPACE_PIO, PIT_PORT61, PIT_PORT61_LEN, pit__io_port61, &p->pit, "port61" },
@@ -140,6 +143,7 @@ int machine__build_devices(struct machine *m, char *err, size_t errlen)
 	m->pci = &p->pci;
 	m->acpi_pm = &p->acpi_pm;
 	m->debug_exit = &p->debug_exit;
+	m->debugcon = &p->debugcon;
 	m->fw_cfg = &p->fw_cfg;
 	m->pit = &p->pit;
 
@@ -159,8 +163,11 @@ int machine__build_devices(struct machine *m, char *err, size_t errlen)
 	rtc__init(&p->rtc, below, above, m->nr_vcpus, &m->irq, &p->rtc_clock);
 	i8042__init(&p->i8042, &m->irq, &m->control);
 	pci_host__init(&p->pci, &m->control);
+	pci_host__set_irq_out(&p->pci, &m->irq);
 	acpi_pm__init(&p->acpi_pm, &m->irq, &m->control, &p->pm_clock);
 	debug_exit__init(&p->debug_exit, &m->control);
+	debugcon__init(&p->debugcon, m->cfg->debugcon_off ? -1 : STDERR_FILENO,
+		       machine__firmware_log_line, m);
 	pit__init(&p->pit, &m->irq, &p->pit_clock);
 	p->built = true;
 	if (fw_cfg__init(&p->fw_cfg, &m->mem) < 0 ||
@@ -175,7 +182,9 @@ int machine__build_devices(struct machine *m, char *err, size_t errlen)
 	}
 	if (register_traps(m, p, err, errlen) < 0)
 		return -1;
-	return machine__build_drives(m, err, errlen);
+	if (machine__build_drives(m, err, errlen) < 0)
+		return -1;
+	return machine__build_net(m, err, errlen);
 }
 
 void machine__start_devices(struct machine *m)
@@ -183,6 +192,7 @@ void machine__start_devices(struct machine *m)
 	char err[256];
 
 	/* Only the boot node has devices (and the user's terminal). */
+	machine__start_net(m);
 	if (!m->cfg->serial_stdio || !m->uart)
 		return;
 	m->console = console__start(STDIN_FILENO, STDERR_FILENO, m->uart,
@@ -197,6 +207,9 @@ void machine__stop_devices(struct machine *m)
 	m->console = NULL;
 	if (m->uart)
 		uart__flush(m->uart, 1000);
+	if (m->debugcon)
+		debugcon__flush(m->debugcon);
+	machine__stop_net(m);
 	machine__stop_drives(m);
 }
 
@@ -208,6 +221,8 @@ void machine__destroy_devices(struct machine *m)
 		return;
 	console__stop(m->console);
 	m->console = NULL;
+	/* The NICs decode through the drives' PCI window: first. */
+	machine__destroy_net(m);
 	machine__destroy_drives(m);
 	if (p->built) {
 		/* The timer service is gone by now (machine__destroy frees it
@@ -216,6 +231,7 @@ void machine__destroy_devices(struct machine *m)
 		pit__destroy(&p->pit);
 		fw_cfg__destroy(&p->fw_cfg);
 		acpi_pm__destroy(&p->acpi_pm);
+		debugcon__destroy(&p->debugcon);
 		pci_host__destroy(&p->pci);
 		i8042__destroy(&p->i8042);
 		rtc__destroy(&p->rtc);
@@ -273,7 +289,9 @@ int machine__save_devices(struct machine *m, struct state_writer *w,
 			return -1;
 		}
 	}
-	return machine__save_drives(m, w, err, errlen);
+	if (machine__save_drives(m, w, err, errlen) < 0)
+		return -1;
+	return machine__save_net(m, w, err, errlen);
 }
 
 int machine__load_devices(struct machine *m, struct state_reader *r,
@@ -292,7 +310,8 @@ int machine__load_devices(struct machine *m, struct state_reader *r,
 		if (rc < 0)
 			return -1;
 	}
-	if (machine__load_drives(m, r, err, errlen) < 0)
+	if (machine__load_drives(m, r, err, errlen) < 0 ||
+	    machine__load_net(m, r, err, errlen) < 0)
 		return -1;
 	pic__post_load(&p->pic);
 	ioapic__post_load(&p->ioapic);
@@ -301,6 +320,7 @@ int machine__load_devices(struct machine *m, struct state_reader *r,
 	i8042__post_load(&p->i8042);
 	pci_host__post_load(&p->pci);
 	machine__post_load_drives(m);
+	machine__post_load_net(m);
 	acpi_pm__post_load(&p->acpi_pm);
 	fw_cfg__post_load(&p->fw_cfg);
 	pit__post_load(&p->pit);

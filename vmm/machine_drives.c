@@ -14,15 +14,12 @@
 #include "vmm/devices/pci_host.h"
 #include "vmm/devices/pci_window.h"
 #include "vmm/devices/virtio_blk.h"
+#include "vmm/devices/virtio_blk_mq.h"
 #include "vmm/devices/virtio_pci.h"
 #include "vmm/errf.h"
 #include "vmm/io_bus.h"
 #include "vmm/machine.h"
 #include "vmm/machine_parts.h"
-
-/* A queue per vCPU as QEMU does, within reason: more queues than host
- * cores buy nothing here. */
-#define DRIVE_MAX_QUEUES 4
 
 struct machine_drive {
 	struct block_dev *bdev;
@@ -35,6 +32,7 @@ struct machine_drives {
 	struct pci_window window;
 	unsigned nr;
 	struct machine_drive d[VM_MAX_DRIVES];
+	bool held;	/* paused for a checkpoint (machine__hold_drives) */
 };
 
 static int be_submit(void *dev, struct block_req *req)
@@ -73,8 +71,9 @@ static int open_drive(struct machine *m, unsigned i, char *err,
 	struct machine_drive *d = &m->drives->d[i];
 	const struct drive_opts *o = &m->cfg->drives[i];
 	unsigned slot = MACHINE_DRIVE_SLOT0 + i;
-	unsigned nq = m->nr_vcpus < DRIVE_MAX_QUEUES ? m->nr_vcpus :
-						      DRIVE_MAX_QUEUES;
+	/* A queue per vCPU as QEMU does, within reason (queues=). */
+	unsigned nq = blk_mq__default_queues(o->num_queues, m->nr_vcpus,
+					     m->cluster != NULL);
 	struct virtio_blk_backend be;
 	struct virtio_blk_opts bo;
 	struct virtio_pci_env env;
@@ -103,8 +102,8 @@ static int open_drive(struct machine *m, unsigned i, char *err,
 	}
 	d->blk_ready = true;
 	env = (struct virtio_pci_env){
-		.irq = m->irq,
-		.intx_gsi = MACHINE_PCI_INTX_GSI0 + slot % 4,
+		.irq = pci_host__intx_sink(m->pci),
+		.intx_gsi = PCI_PIRQ_GSI0 + pci_host__intx_pirq(slot, 0),
 		.msi = { msi_send, m },
 		.window = &m->drives->window,
 		.reset = drive_reset,
@@ -121,7 +120,8 @@ static int open_drive(struct machine *m, unsigned i, char *err,
 		errf(err, errlen, "-drive %u: PCI slot %u is taken", i, slot);
 		return -1;
 	}
-	return 0;
+	return machine__blk_mq_attach(m, i, &d->blk, &d->vp, d->bdev, err,
+				      errlen);
 }
 
 int machine__build_drives(struct machine *m, char *err, size_t errlen)
@@ -129,7 +129,7 @@ int machine__build_drives(struct machine *m, char *err, size_t errlen)
 	const struct vm_config *cfg = m->cfg;
 	uint64_t win = GUEST_PCI_HOLE_START;
 
-	if (!cfg->nr_drives)
+	if (!cfg->nr_drives && !machine__wants_net(cfg))
 		return 0;
 	if (cfg->nr_drives > VM_MAX_DRIVES) {
 		errf(err, errlen, "at most %d -drive options", VM_MAX_DRIVES);
@@ -155,6 +155,11 @@ int machine__build_drives(struct machine *m, char *err, size_t errlen)
 			return -1;
 	}
 	return 0;
+}
+
+struct pci_window *machine__pci_window(struct machine *m)
+{
+	return m->drives ? &m->drives->window : NULL;
 }
 
 void machine__stop_drives(struct machine *m)
@@ -199,11 +204,18 @@ int machine__save_drives(struct machine *m, struct state_writer *w,
 	for (unsigned i = 0; m->drives && i < m->drives->nr && !r; i++) {
 		struct machine_drive *d = &m->drives->d[i];
 
-		virtio_pci__pause(&d->vp);
+		/* A held drive stays paused: a checkpoint saves it. */
+		if (!m->drives->held) {
+			machine__blk_mq_hold(m, i, true);
+			virtio_pci__pause(&d->vp);
+		}
 		r = virtio_blk__save(&d->blk, w, err, errlen);
 		if (!r)
 			r = virtio_pci__save(&d->vp, w, err, errlen);
-		virtio_pci__resume(&d->vp);
+		if (!m->drives->held) {
+			virtio_pci__resume(&d->vp);
+			machine__blk_mq_hold(m, i, false);
+		}
 	}
 	return r;
 }
@@ -220,6 +232,9 @@ int machine__load_drives(struct machine *m, struct state_reader *r,
 	for (unsigned i = 0; i < nr; i++) {
 		struct machine_drive *d = &m->drives->d[i];
 
+		/* Queues served elsewhere come back before the state is
+		 * replaced; post_load hands them out again. */
+		machine__blk_mq_hold(m, i, true);
 		if (virtio_blk__load(&d->blk, r, err, errlen) < 0 ||
 		    virtio_pci__load(&d->vp, r, err, errlen) < 0)
 			return -1;
@@ -236,6 +251,48 @@ int machine__load_drives(struct machine *m, struct state_reader *r,
 
 void machine__post_load_drives(struct machine *m)
 {
-	for (unsigned i = 0; m->drives && i < m->drives->nr; i++)
+	for (unsigned i = 0; m->drives && i < m->drives->nr; i++) {
 		virtio_pci__post_load(&m->drives->d[i].vp);
+		machine__blk_mq_hold(m, i, false);
+	}
+}
+
+/* Checkpoints (vmm/ckpt_disk.c). */
+void machine__hold_drives(struct machine *m, bool hold)
+{
+	if (!m->drives || m->drives->held == hold)
+		return;
+	m->drives->held = hold;
+	for (unsigned i = 0; i < m->drives->nr; i++)
+		if (m->drives->d[i].pci_ready) {
+			/* Queues served on other nodes come back first. */
+			if (hold) {
+				machine__blk_mq_hold(m, i, true);
+				virtio_pci__pause(&m->drives->d[i].vp);
+			} else {
+				virtio_pci__resume(&m->drives->d[i].vp);
+				machine__blk_mq_hold(m, i, false);
+			}
+		}
+}
+
+unsigned machine__nr_drives(const struct machine *m)
+{
+	return m->drives ? m->drives->nr : 0;
+}
+
+struct block_dev *machine__drive_bdev(struct machine *m, unsigned i)
+{
+	return m->drives && i < m->drives->nr ? m->drives->d[i].bdev : NULL;
+}
+
+void machine__drive_set_bdev(struct machine *m, unsigned i,
+			     struct block_dev *b)
+{
+	struct machine_drive *d = &m->drives->d[i];
+
+	/* Held: no request is in flight or can start. */
+	d->bdev = b;
+	d->blk.be.dev = b;
+	machine__blk_mq_set_bdev(m, i, b);
 }

@@ -5,10 +5,12 @@
 #include <string.h>
 
 #include "vmm/agent.h"
+#include "vmm/ckpt.h"
 #include "vmm/cli.h"
 #include "vmm/cluster_launch.h"
 #include "vmm/control_socket.h"
 #include "vmm/machine.h"
+#include "vmm/migrate.h"
 
 static int launch(struct vm_config *cfg)
 {
@@ -63,6 +65,12 @@ int main(int argc, char **argv)
 		return agent__main(argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "status"))
 		return control_socket__client(argc - 2, argv + 2);
+	if (argc >= 2 && !strcmp(argv[1], "migrate-vcpu"))
+		return migrate__cli(argc - 2, argv + 2);
+	if (argc >= 2 && !strcmp(argv[1], "checkpoint"))
+		return ckpt_cli__checkpoint(argc - 2, argv + 2);
+	if (argc >= 2 && !strcmp(argv[1], "restore"))
+		return ckpt_cli__restore(argc - 2, argv + 2, launch);
 	if (cli__parse(argc, argv, &cfg, &verb, err, sizeof(err)) < 0) {
 		fprintf(stderr, "krg-vmm: %s\n", err);
 		return KRG_EXIT_USAGE;

@@ -7,7 +7,28 @@
 #include "dsm/dsm_msg.h"
 #include "vcpu/vcpu.h"
 #include "vmm/machine.h"
+#include "vmm/machine_parts.h"
 #include "vmm/vtimer.h"
+
+/* The most frequent vectors, largest first (ties: lower vector). */
+static void top_vectors(const uint64_t by_vector[256], struct node_stats *out)
+{
+	bool taken[256] = { false };
+
+	for (unsigned t = 0; t < NODE_STATS_TOP_VECTORS; t++) {
+		unsigned best = 256;
+
+		for (unsigned vec = 0; vec < 256; vec++)
+			if (!taken[vec] && by_vector[vec] &&
+			    (best == 256 || by_vector[vec] > by_vector[best]))
+				best = vec;
+		if (best == 256)
+			break;
+		taken[best] = true;
+		out->top_vectors[t].vector = best;
+		out->top_vectors[t].count = by_vector[best];
+	}
+}
 
 void node_stats__collect(struct machine *m, struct node_stats *out)
 {
@@ -16,6 +37,8 @@ void node_stats__collect(struct machine *m, struct node_stats *out)
 	out->node = m->node_self;
 	out->nr_local_vcpus = m->nr_local_vcpus;
 	out->uptime_ms = (vclock__now_ns() - m->start_ns) / 1000000;
+	uint64_t by_vector[256] = { 0 };
+
 	for (unsigned i = 0; i < m->nr_vcpus; i++) {
 		const struct vcpu *v = m->vcpus ? m->vcpus[i] : NULL;
 
@@ -27,7 +50,10 @@ void node_stats__collect(struct machine *m, struct node_stats *out)
 		out->vcpu_injected += v->stats.injected;
 		out->vcpu_hlt_exits += v->stats.exits_hlt;
 		out->vcpu_halted_ns += v->stats.halted_ns;
+		for (unsigned vec = 0; vec < 256; vec++)
+			by_vector[vec] += v->stats.by_vector[vec];
 	}
+	top_vectors(by_vector, out);
 	if (m->dsm)
 		dsm_mem__stats(m->dsm, &out->dsm);
 	if (m->irq_remote)
@@ -36,6 +62,7 @@ void node_stats__collect(struct machine *m, struct node_stats *out)
 		io_forward__client_stats(m->io_client, &out->io);
 	else if (m->io_server)
 		io_forward__server_stats(m->io_server, &out->io);
+	machine__blk_mq_stats(m, &out->blk);
 }
 
 int node_stats__check(const void *buf, size_t len, unsigned from,
@@ -80,6 +107,15 @@ size_t node_stats__format(const struct node_stats *s, const char *addr,
 		(unsigned long long)s->vcpu_hlt_exits,
 		(unsigned long long)s->vcpu_injected,
 		(unsigned long long)(s->vcpu_halted_ns / 1000000));
+	if (s->top_vectors[0].count) {
+		n = add(buf, size, n, "  most injected vectors (vector: count):");
+		for (unsigned i = 0; i < NODE_STATS_TOP_VECTORS; i++)
+			if (s->top_vectors[i].count)
+				n = add(buf, size, n, " 0x%02x:%llu",
+					s->top_vectors[i].vector,
+					(unsigned long long)s->top_vectors[i].count);
+		n = add(buf, size, n, "\n");
+	}
 	n = add(buf, size, n, "  dsm: faults read %llu write %llu (local %llu, "
 		"write-protect %llu), invalidations %llu, pages sent %llu "
 		"received %llu, bytes sent %llu received %llu\n",
@@ -132,5 +168,17 @@ size_t node_stats__format(const struct node_stats *s, const char *addr,
 		(unsigned long long)s->irq.eoi_in,
 		(unsigned long long)s->io.requests,
 		(unsigned long long)s->io.timeouts);
+	if (s->blk.requests || s->blk.queues || s->blk.handoffs)
+		n = add(buf, size, n, "  virtio-blk: requests served here %llu"
+			" (doorbells here %llu, kicks from node 0 %llu), "
+			"queues served here %llu, handed to other nodes %llu, "
+			"kept for lack of access %llu, flushes sent %llu\n",
+			(unsigned long long)s->blk.requests,
+			(unsigned long long)s->blk.doorbells,
+			(unsigned long long)s->blk.kicks_in,
+			(unsigned long long)s->blk.queues,
+			(unsigned long long)s->blk.handoffs,
+			(unsigned long long)s->blk.fallbacks,
+			(unsigned long long)s->blk.flushes_out);
 	return n;
 }

@@ -9,9 +9,12 @@
 
 #include "dsm/dsm_mem.h"
 #include "vcpu/irq_remote.h"
+#include "vmm/devices/virtio_blk_mq.h"
 #include "vmm/io_forward.h"
 
-#define NODE_STATS_VERSION 3
+#define NODE_STATS_VERSION 5
+
+#define NODE_STATS_TOP_VECTORS 4
 
 struct machine;
 
@@ -21,9 +24,15 @@ struct node_stats {
 	uint64_t uptime_ms;
 	uint64_t vcpu_exits, vcpu_injected;
 	uint64_t vcpu_hlt_exits, vcpu_halted_ns; /* summed over local vCPUs */
+	/* The vectors injected most often on this node (count 0: unused). */
+	struct {
+		uint64_t count;
+		uint32_t vector, pad;
+	} top_vectors[NODE_STATS_TOP_VECTORS];
 	struct dsm_mem_stats dsm;
 	struct irq_remote_stats irq;
 	struct io_forward_stats io;
+	struct blk_mq_stats blk;  /* virtio-blk queues served on this node */
 };
 
 /* This node's counters now. */

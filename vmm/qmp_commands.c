@@ -228,6 +228,72 @@ static int cmd_query_krg_status(void *ctx, json_t *args, json_t **ret,
 	return *ret ? 0 : qmp__fail(err, QMP_ERR_GENERIC, "out of memory");
 }
 
+static const struct qmp_arg checkpoint_args[] = {
+	{ "dir", QMP_ARG_STR, false },
+	{ "stop", QMP_ARG_BOOL, true },
+	{ NULL, QMP_ARG_ANY, false },
+};
+
+static int cmd_checkpoint(void *ctx, json_t *args, json_t **ret,
+			  struct qmp_error *err)
+{
+	const struct qmp_vm_ops *ops = ctx;
+	json_t *stop = json_object_get(args, "stop");
+	struct qmp_checkpoint r = { 0 };
+
+	if (!ops->checkpoint)
+		return qmp__fail(err, QMP_ERR_GENERIC, "checkpoints are not "
+				 "available here");
+	if (ops->checkpoint(ops->ctx,
+			    json_string_value(json_object_get(args, "dir")),
+			    stop && json_is_true(stop), &r, err) < 0)
+		return -1;
+	*ret = json_object();
+	if (!*ret)
+		return qmp__fail(err, QMP_ERR_GENERIC, "out of memory");
+	put(*ret, "pages", r.pages);
+	put(*ret, "bytes", r.bytes);
+	put(*ret, "total-ms", r.ms);
+	put(*ret, "barrier-ms", r.barrier_ms);
+	return 0;
+}
+
+static const struct qmp_arg migrate_args[] = {
+	{ "vcpu", QMP_ARG_INT, false },
+	{ "node", QMP_ARG_INT, false },
+	{ "x-fault", QMP_ARG_STR, true },
+	{ NULL, QMP_ARG_ANY, false },
+};
+
+static int cmd_migrate_vcpu(void *ctx, json_t *args, json_t **ret,
+			    struct qmp_error *err)
+{
+	const struct qmp_vm_ops *ops = ctx;
+	json_int_t vcpu = json_integer_value(json_object_get(args, "vcpu"));
+	json_int_t node = json_integer_value(json_object_get(args, "node"));
+	struct qmp_migrate r = { 0 };
+
+	if (!ops->migrate_vcpu)
+		return qmp__fail(err, QMP_ERR_GENERIC, "vCPU migration is not "
+				 "available here");
+	if (ops->migrate_vcpu(ops->ctx, vcpu, node,
+			      json_string_value(json_object_get(args,
+								"x-fault")),
+			      &r, err) < 0)
+		return -1;
+	*ret = json_object();
+	if (!*ret)
+		return qmp__fail(err, QMP_ERR_GENERIC, "out of memory");
+	put(*ret, "vcpu", (uint64_t)vcpu);
+	put(*ret, "from", r.from);
+	put(*ret, "node", (uint64_t)node);
+	json_object_set_new(*ret, "moved", json_boolean(r.moved));
+	put(*ret, "downtime-ns", r.downtime_ns);
+	put(*ret, "total-ns", r.total_ns);
+	put(*ret, "state-bytes", r.state_bytes);
+	return 0;
+}
+
 static const struct qmp_command table[] = {
 	{ "query-status", cmd_query_status, NULL },
 	{ "stop", cmd_stop, NULL },
@@ -238,6 +304,8 @@ static const struct qmp_command table[] = {
 	{ "query-name", cmd_query_name, NULL },
 	{ "query-krg-cluster", cmd_query_cluster, NULL },
 	{ "query-krg-status", cmd_query_krg_status, NULL },
+	{ "krg-checkpoint", cmd_checkpoint, checkpoint_args },
+	{ "krg-migrate-vcpu", cmd_migrate_vcpu, migrate_args },
 };
 
 const struct qmp_command *qmp_commands__table(size_t *nr)

@@ -12,6 +12,8 @@
  *   query-name          {"name"} when the VM has one, else {}
  *   query-krg-cluster   nodes, addresses, vCPU placement, counters
  *   query-krg-status    {"text": what `krg-vmm status` prints}
+ *   krg-checkpoint      {"dir", "stop"?}: the VM into a snapshot directory
+ *   krg-migrate-vcpu    {"vcpu", "node", "x-fault"?}: move one vCPU live
  *
  * vCPU migration and checkpoints (issue 5) add entries to the table. */
 #ifndef KRG_VMM_QMP_COMMANDS_H
@@ -46,6 +48,21 @@ struct qmp_cluster_view {
 	struct qmp_cluster_node node[NET_MAX_NODES];
 };
 
+/* What krg-checkpoint wrote. */
+struct qmp_checkpoint {
+	uint64_t pages, bytes;	/* guest pages stored, bytes of all files */
+	uint64_t ms, barrier_ms;	/* the whole checkpoint, its barrier */
+};
+
+/* What krg-migrate-vcpu did. */
+struct qmp_migrate {
+	unsigned from;		/* the node the vCPU ran on */
+	bool moved;		/* false: it ran there already */
+	uint64_t downtime_ns;	/* the vCPU stood still this long */
+	uint64_t total_ns;	/* the whole migration */
+	uint64_t state_bytes;	/* what travelled */
+};
+
 struct qmp_vm_ops {
 	void *ctx;
 	/* state: one of the QMP_STATE_* names. */
@@ -62,6 +79,16 @@ struct qmp_vm_ops {
 		       struct qmp_error *err);
 	/* *text malloc'd (the caller frees it). */
 	int (*status_text)(void *ctx, char **text, struct qmp_error *err);
+	/* krg-checkpoint (vmm/ckpt.h): the VM into snapshot directory dir;
+	 * stop leaves it paused.  NULL: not offered. */
+	int (*checkpoint)(void *ctx, const char *dir, bool stop,
+			  struct qmp_checkpoint *out, struct qmp_error *err);
+	/* krg-migrate-vcpu (vmm/migrate.h): vcpu to node, live; fault names
+	 * an injected failure (x-fault, tests) or is NULL.  NULL: not
+	 * offered. */
+	int (*migrate_vcpu)(void *ctx, int64_t vcpu, int64_t node,
+			    const char *fault, struct qmp_migrate *out,
+			    struct qmp_error *err);
 };
 
 /* The table; the session's context must be a struct qmp_vm_ops. */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "dsm/dsm_mem.h"
+#include "storage/ext4_image.h"
 #include "vmm/cpu_features.h"
 #include "vmm/errf.h"
 #include "vmm/node_list.h"
@@ -190,7 +191,9 @@ static int set_path(char *dst, const char *what, const char *v,
 static int set_kernel(struct vm_config *cfg, const char *v, const char *base,
 		      char *err, size_t errlen)
 {
-	return set_path(cfg->kernel, "kernel", v, base, err, errlen);
+	/* drive:/PATH names a file inside a -drive, not a host path. */
+	return set_path(cfg->kernel, "kernel", v,
+			ext4_image__is_spec(v) ? NULL : base, err, errlen);
 }
 
 static int set_save_to(struct vm_config *cfg, const char *v, const char *base,
@@ -274,7 +277,9 @@ static int set_initrd(struct vm_config *cfg, const char *v, const char *base,
 				     "has an empty module name", v);
 				return -1;
 			}
-			if (join_path(out + o, sizeof(out) - o, base, v + i, n))
+			if (join_path(out + o, sizeof(out) - o,
+				      ext4_image__is_spec(v + i) ? NULL : base,
+				      v + i, n))
 				goto too_long;
 			o += strlen(out + o);
 			i += n;
@@ -354,6 +359,28 @@ static int set_serial(struct vm_config *cfg, const char *v, const char *base,
 	else {
 		errf(err, errlen, "unsupported serial backend '%s' "
 		     "(supported: stdio, none)", v);
+		return -1;
+	}
+	return 0;
+}
+
+static int set_bios(struct vm_config *cfg, const char *v, const char *base,
+		    char *err, size_t errlen)
+{
+	return set_path(cfg->bios, "bios", v, base, err, errlen);
+}
+
+/* The firmware's debug log (port 0x402): stderr, or not shown. */
+static int set_debugcon(struct vm_config *cfg, const char *v,
+			const char *base, char *err, size_t errlen)
+{
+	if (!strcmp(v, "stderr"))
+		cfg->debugcon_off = false;
+	else if (!strcmp(v, "none"))
+		cfg->debugcon_off = true;
+	else {
+		errf(err, errlen, "unsupported debugcon backend '%s' "
+		     "(supported: stderr, none)", v);
 		return -1;
 	}
 	return 0;
@@ -513,6 +540,26 @@ static int set_drive(struct vm_config *cfg, const char *v, const char *base,
 	return 0;
 }
 
+/* QEMU's -nic, -netdev and -device (vmm/devices/netdev_opts.h); the
+ * pairing of -netdev and -device is checked in settings__validate. */
+static int set_nic(struct vm_config *cfg, const char *v, const char *base,
+		   char *err, size_t errlen)
+{
+	return net_opts__parse_nic(&cfg->net, v, err, errlen);
+}
+
+static int set_netdev(struct vm_config *cfg, const char *v, const char *base,
+		      char *err, size_t errlen)
+{
+	return net_opts__parse_netdev(&cfg->net, v, err, errlen);
+}
+
+static int set_device(struct vm_config *cfg, const char *v, const char *base,
+		      char *err, size_t errlen)
+{
+	return net_opts__parse_device(&cfg->net, v, err, errlen);
+}
+
 static const struct setting table[] = {
 	{ "memory", "m", "SIZE", set_memory, 0, NULL },
 	{ "smp", "smp", "N", set_smp, 0, NULL },
@@ -521,6 +568,8 @@ static const struct setting table[] = {
 	{ "kernel", "kernel", "FILE", set_kernel, 0, NULL },
 	{ "initrd", "initrd", "FILE", set_initrd, 0, NULL },
 	{ "append", "append", "STRING", set_append, 0, NULL },
+	{ "bios", "bios", "FILE", set_bios, 0, NULL },
+	{ "debugcon", "debugcon", "BACKEND", set_debugcon, 0, NULL },
 	{ "serial", "serial", "BACKEND", set_serial, 0, NULL },
 	{ "nographic", "nographic", NULL, set_nographic, SETTING_FLAG, NULL },
 	{ "display", "display", "none", set_display, 0, NULL },
@@ -529,6 +578,9 @@ static const struct setting table[] = {
 	{ "on-reset", "on-reset", "ACTION", set_on_reset, 0, NULL },
 	{ "debug-io", "debug-io", NULL, set_debug_io, SETTING_FLAG, NULL },
 	{ "drive", "drive", "OPTIONS", set_drive, SETTING_REPEAT, NULL },
+	{ "nic", "nic", "OPTIONS", set_nic, SETTING_REPEAT, NULL },
+	{ "netdev", "netdev", "OPTIONS", set_netdev, SETTING_REPEAT, NULL },
+	{ "device", "device", "DRIVER", set_device, SETTING_REPEAT, NULL },
 	{ "nodes", "nodes", "LIST", set_nodes, 0, "local-nodes" },
 	{ "local-nodes", "local-nodes", "N", set_local_nodes, 0, "nodes" },
 	{ "cluster-key", "cluster-key", "FILE", set_cluster_key, 0, NULL },
@@ -590,10 +642,17 @@ int settings__validate(const struct vm_config *cfg, char *err, size_t errlen)
 		     "(when to save)");
 		return -1;
 	}
-	if (!cfg->kernel[0] && !cfg->state_in[0]) {
-		errf(err, errlen, "no kernel given: use -kernel FILE "
-		     "(or --restore FILE)");
+	if (cfg->kernel[0] && cfg->bios[0]) {
+		errf(err, errlen, "-bios and -kernel together: krg-vmm loads "
+		     "a -kernel itself, without firmware; give one of them");
 		return -1;
 	}
-	return 0;
+	if (!cfg->kernel[0] && !cfg->state_in[0] && !cfg->bios[0] &&
+	    !cfg->nr_drives) {
+		errf(err, errlen, "no kernel given: use -kernel FILE, a -drive "
+		     "to boot through the BIOS (or -bios FILE), or --restore "
+		     "FILE");
+		return -1;
+	}
+	return net_opts__validate(&cfg->net, err, errlen);
 }

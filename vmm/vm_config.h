@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "storage/drive_opts.h"
+#include "vmm/devices/netdev_opts.h"
 
 #define VM_MAX_VCPUS 64
 #define VM_MIN_RAM_MIB 16
@@ -54,6 +55,12 @@ struct vm_config {
 	/* -drive, in order: drive i is virtio-blk i in PCI slot 2 + i. */
 	unsigned nr_drives;
 	struct drive_opts drives[VM_MAX_DRIVES];
+	/* -nic, -netdev, -device virtio-net-pci / virtio-rng-pci. */
+	struct vm_net_config net;
+	/* -bios FILE: boot through this firmware image; without -kernel a
+	 * -drive boots through SeaBIOS (vmm/machine_firmware.c). */
+	char bios[VM_PATH_MAX];
+	bool debugcon_off;                /* -debugcon none: hide its log */
 };
 
 #endif

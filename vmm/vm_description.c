@@ -42,6 +42,7 @@ static bool terminated(const char *s, size_t size)
  * past one. */
 static int check_strings(const struct vm_config *c, char *err, size_t errlen)
 {
+	char e[200];
 	const struct {
 		const char *s;
 		size_t size;
@@ -84,6 +85,10 @@ static int check_strings(const struct vm_config *c, char *err, size_t errlen)
 			     "unterminated string", i);
 			return -1;
 		}
+	}
+	if (net_opts__validate(&c->net, e, sizeof(e)) < 0) {
+		errf(err, errlen, "VM description: %s", e);
+		return -1;
 	}
 	return 0;
 }

@@ -6,7 +6,13 @@
  * Input layout: [0..1] le16 n = bytes of RAM image that follow, then the
  * RAM image, then operations of 3 bytes + payload:
  *   op (bit 0 write, bits 1-2 access size 1/2/4/8), port offset (0..15),
- *   a count, then for writes the access's bytes. */
+ *   a count, then for writes the access's bytes.
+ * An op with bit 6 set is a DMA transfer instead: its payload is a le16
+ * RAM offset and a 16-byte FWCfgDmaAccess (big-endian control, length,
+ * address) written there, then started as SeaBIOS does (the low half of
+ * the address register at 0x518; bit 5: all 8 bytes at 0x514), so the
+ * fuzzer reaches select/read/skip/write with descriptors it controls
+ * instead of having to guess one into RAM. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +35,28 @@ static void setup_items(struct fw_cfg *fw)
 	    fw_cfg__add_file(fw, "etc/table-loader", big, sizeof(big)) ||
 	    fw_cfg__add_file(fw, "etc/e820", "", 0))
 		abort();
+}
+
+/* Places a descriptor in RAM and starts it; false if the input ran out. */
+static bool dma_op(struct fw_cfg *fw, uint8_t *ram, const uint8_t *p,
+		   size_t left, bool wide)
+{
+	uint32_t at;
+	uint8_t reg[8] = { 0 };
+
+	if (left < 18)
+		return false;
+	at = get_le16(p) % (RAM_SIZE - 15);
+	memcpy(ram + at, p + 2, 16);
+	reg[4] = (uint8_t)(at >> 24);
+	reg[5] = (uint8_t)(at >> 16);
+	reg[6] = (uint8_t)(at >> 8);
+	reg[7] = (uint8_t)at;
+	if (wide)
+		fw_cfg__io(fw, 4, reg, 8, true);
+	else
+		fw_cfg__io(fw, 8, reg + 4, 4, true);
+	return true;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -63,7 +91,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		bool write = op & 1;
 
 		pos += 3;
-		if (write) {
+		if (op & 0x40) {
+			if (!dma_op(&fw, ram, data + pos, size - pos, op & 0x20))
+				break;
+			pos += 18;
+		} else if (write) {
 			if (pos + len > size)
 				break;
 			memcpy(buf, data + pos, len);

@@ -138,6 +138,12 @@ def fw_dma(desc_gpa):
             fw_write32(8, struct.unpack("<I", struct.pack(">I", desc_gpa & 0xffffffff))[0]))
 
 
+def fw_dma_op(at, control, length, addr, wide=False):
+    """A DMA op (bit 6): descriptor written at RAM offset `at`, started."""
+    return (bytes([0x40 | (0x20 if wide else 0), 0, 0]) + struct.pack("<H", at) +
+            struct.pack(">IIQ", control, length, addr))
+
+
 def fw_seeds():
     ram = bytearray(0x100)
     # DMA descriptors (big-endian): control, length, address
@@ -150,6 +156,16 @@ def fw_seeds():
     yield "dir_dma", img + fw_dma(0x00) + fw_dma(0x10) + fw_dma(0x20)
     yield "cmdline", (img + fw_write16(0, 0x14) + fw_read(1, 4) +
                       fw_write16(0, 0x15) + fw_read(1, 20) + fw_dma(0x30))
+    # SeaBIOS's sequence: directory, a file by select+read, skip then
+    # read, a write (refused), a destination outside RAM.
+    yield "dma_ops", (img + fw_dma_op(0x100, (0x19 << 16) | 0x0A, 4, 0x1000) +
+                      fw_dma_op(0x110, 0x02, 128, 0x1004) +
+                      fw_dma_op(0x120, (0x21 << 16) | 0x0A, 16, 0x2000, True) +
+                      fw_dma_op(0x130, (0x22 << 16) | 0x08, 0, 0) +
+                      fw_dma_op(0x140, 0x04, 5, 0) +
+                      fw_dma_op(0x150, 0x02, 32, 0x2100) +
+                      fw_dma_op(0x160, 0x10, 4, 0x3000) +
+                      fw_dma_op(0x170, 0x02, 64, 0xFFF0))
 
 
 def main():

@@ -1,5 +1,8 @@
 /* test=blk: a virtio-blk disk through our own virtio-pci driver (vblk.c).
- * The CPU blkcpu= (default 0) does all the I/O:
+ * The CPU blkcpu= (default 0) does all the I/O on its own queue; with
+ * blkcpu=all every CPU does, at once, each on its own queue (the device
+ * must offer one per CPU) and in its own part of the disk (CPU c from
+ * sector c * 2 * blkmib MiB).  Each I/O CPU:
  *   1. sequential writes over the first blkmib= MiB (default 2), 64 KiB
  *      requests, VBLK_QD in flight on every queue;
  *   2. random writes (1-8 sectors) over the next blkmib= MiB;
@@ -12,7 +15,9 @@
  *      completion's interrupt with its pending bit set, and unmasking
  *      delivers it.
  * The pattern of 64-bit word i of sector s is blk_pattern(s, i), so the
- * harness can check the image on the host.  blkro=1 instead expects a
+ * harness can check the image on the host.  Each I/O CPU ends with
+ * "blk: cpu C queue Q: N requests, K KiB in M ms: R requests/s, B KiB/s"
+ * over its four passes.  blkro=1 instead expects a
  * read-only disk: VIRTIO_BLK_F_RO offered, a write completing with
  * VIRTIO_BLK_S_IOERR, a read with OK. */
 #include "user.h"
@@ -23,13 +28,15 @@
 #define RANDOM_READS	256
 
 struct blk_pass {
-	uint64_t seq_end;	/* [0, seq_end): written sequentially */
+	uint64_t base;		/* this CPU's part of the disk starts here */
+	uint64_t seq_end;	/* [base, seq_end): written sequentially */
 	uint64_t rnd_end;	/* [seq_end, rnd_end): random writes */
 	uint64_t pos, count, limit;
 	uint32_t type;
 	bool random;
 	uint64_t rng;
 	uint64_t bad, checked;
+	uint64_t requests, bytes, us;	/* of the four passes */
 };
 
 static uint8_t written[MAX_SECTORS / 8];
@@ -69,7 +76,7 @@ static bool next_job(struct vblk_job *j, uint8_t *buf, void *ctx)
 		return false;
 	j->type = p->type;
 	if (p->random) {
-		uint64_t lo = p->type == VIRTIO_BLK_T_OUT ? p->seq_end : 0;
+		uint64_t lo = p->type == VIRTIO_BLK_T_OUT ? p->seq_end : p->base;
 		uint64_t span = p->rnd_end - lo - 8;
 
 		j->nsect = (uint32_t)(rng_next(&p->rng) % 8) + 1;
@@ -86,6 +93,7 @@ static bool next_job(struct vblk_job *j, uint8_t *buf, void *ctx)
 	}
 	if (p->random)
 		p->count++;
+	p->bytes += (uint64_t)j->nsect * VBLK_SECTOR;
 	if (j->type == VIRTIO_BLK_T_OUT) {
 		fill(buf, j->sector, j->nsect);
 		/* Marked at submission: a later read of these sectors is
@@ -132,11 +140,12 @@ static void job_done(const struct vblk_job *j, const uint8_t *buf,
 			     (const uint64_t *)(buf + k * VBLK_SECTOR));
 }
 
-static void run_pass(struct vblk *b, struct blk_pass *p, const char *what,
-		     uint32_t type, bool random, uint64_t from, uint64_t limit)
+static void run_pass(struct vblk *b, unsigned q, struct blk_pass *p,
+		     const char *what, uint32_t type, bool random, uint64_t from,
+		     uint64_t limit)
 {
 	struct vblk_ops ops = { next_job, job_done, p };
-	uint64_t t0 = rdtsc(), n0 = b->completed;
+	uint64_t t0 = rdtsc(), n0 = b->q[q].completed, us;
 
 	p->type = type;
 	p->random = random;
@@ -145,9 +154,12 @@ static void run_pass(struct vblk *b, struct blk_pass *p, const char *what,
 	p->limit = limit;
 	if (!random && from >= limit)
 		return;
-	vblk_run(b, &ops);
-	say("blk: %s: %lu requests in %lu ms", what, b->completed - n0,
-	    tsc_to_us(rdtsc() - t0) / 1000);
+	vblk_run(b, q, &ops);
+	us = tsc_to_us(rdtsc() - t0);
+	p->requests += b->q[q].completed - n0;
+	p->us += us;
+	say("blk: cpu %u queue %u: %s: %lu requests in %lu ms", this_cpu(), q,
+	    what, b->q[q].completed - n0, us / 1000);
 }
 
 static unsigned count_written(uint64_t from, uint64_t to)
@@ -159,57 +171,64 @@ static unsigned count_written(uint64_t from, uint64_t to)
 	return n;
 }
 
-static void simple(struct vblk *b, uint32_t type, uint64_t sector,
-		   uint8_t want, const char *what)
+static void simple(struct vblk *b, unsigned q, uint32_t type,
+		   uint64_t sector, uint8_t want, const char *what)
 {
 	struct vblk_job j = { type, sector, type == VIRTIO_BLK_T_FLUSH ? 0 : 1 };
-	uint8_t st = vblk_one(b, 0, &j, NULL);
+	uint8_t st = vblk_one(b, q, &j, NULL);
 
 	if (st != want)
 		fail("blk: %s: status %u, expected %u", what, st, want);
 }
 
-/* Mask (function-wide, then vector 0 alone), complete one read on queue
- * 0, see no interrupt and the pending bit; unmask, see the interrupt. */
-static void msix_masking(struct vblk *b, unsigned cpu)
+static bool vector_pending(struct vblk *b, unsigned v)
+{
+	return mmio_read32(b->msix_pba + 4 * (v / 32)) >> (v % 32) & 1;
+}
+
+/* Mask (function-wide, then this CPU's queue's vector alone), complete
+ * one read on that queue, see no interrupt and the pending bit; unmask,
+ * see the interrupt. */
+static void msix_masking(struct vblk *b, unsigned cpu, unsigned q)
 {
 	volatile uint64_t *cnt = &pcpu[cpu].blk_count;
+	uint64_t vctl = b->msix_table + 16 * q + 12;
 
 	for (int mode = 0; mode < 2; mode++) {
 		const char *what = mode ? "vector mask" : "function mask";
 		uint64_t before, t_end;
 
 		if (mode)
-			mmio_write32(b->msix_table + 12, 1);
+			mmio_write32(vctl, 1);
 		else
 			pci_cfg_write(b->devfn, b->msix_cap + 2, 2, 0xc000);
 		delay_us(2000);
 		before = *cnt;
-		simple(b, VIRTIO_BLK_T_IN, 0, VIRTIO_BLK_S_OK, what);
+		simple(b, q, VIRTIO_BLK_T_IN, 0, VIRTIO_BLK_S_OK, what);
 		/* The device publishes the used entry before it signals: give
 		 * a preempted completion thread time to set the bit. */
 		t_end = rdtsc() + tsc_from_us(2000000);
-		while (!(mmio_read32(b->msix_pba) & 1) && rdtsc() < t_end)
+		while (!vector_pending(b, q) && rdtsc() < t_end)
 			delay_us(1000);
-		if (!(mmio_read32(b->msix_pba) & 1))
-			fail("blk: msi-x: %s: vector 0 not pending", what);
+		if (!vector_pending(b, q))
+			fail("blk: msi-x: %s: vector %u not pending", what, q);
 		delay_us(5000);
 		if (*cnt != before)
 			fail("blk: msi-x: %s: an interrupt came through", what);
 		if (mode)
-			mmio_write32(b->msix_table + 12, 0);
+			mmio_write32(vctl, 0);
 		else
 			pci_cfg_write(b->devfn, b->msix_cap + 2, 2, 0x8000);
 		if (!wait_u64_ge(cnt, before + 1, 2000000))
 			fail("blk: msi-x: %s: no interrupt after unmasking", what);
-		if (mmio_read32(b->msix_pba) & 1)
+		if (vector_pending(b, q))
 			fail("blk: msi-x: %s: pending bit still set", what);
 		say("blk: msi-x: %s held the interrupt (pending bit set); "
 		    "unmasking delivered it", what);
 	}
 }
 
-static void read_only(struct vblk *b)
+static void read_only(struct vblk *b, unsigned q)
 {
 	uint8_t *buf;
 	struct vblk_job j = { VIRTIO_BLK_T_OUT, 0, 1 };
@@ -218,74 +237,112 @@ static void read_only(struct vblk *b)
 	if (!(b->offered >> VIRTIO_BLK_F_RO & 1))
 		fail("blk: blkro=1 but the device does not offer "
 		     "VIRTIO_BLK_F_RO");
-	st = vblk_one(b, 0, &j, &buf);
+	st = vblk_one(b, q, &j, &buf);
 	if (st != VIRTIO_BLK_S_IOERR)
 		fail("blk: read-only: write of sector 0 got status %u, "
 		     "expected IOERR (1)", st);
 	j.type = VIRTIO_BLK_T_IN;
-	st = vblk_one(b, 0, &j, &buf);
+	st = vblk_one(b, q, &j, &buf);
 	if (st != VIRTIO_BLK_S_OK)
 		fail("blk: read-only: read got status %u", st);
 	say("blk: read-only: write refused with IOERR, read ok (sector 0 "
 	    "starts %lx)", *(uint64_t *)buf);
 }
 
-static void get_id(struct vblk *b)
+static void get_id(struct vblk *b, unsigned q)
 {
 	struct vblk_job j = { VIRTIO_BLK_T_GET_ID, 0, 0 };
 	uint8_t *buf;
 	char id[21];
 
-	if (vblk_one(b, 0, &j, &buf) != VIRTIO_BLK_S_OK)
+	if (vblk_one(b, q, &j, &buf) != VIRTIO_BLK_S_OK)
 		fail("blk: GET_ID failed");
 	memcpy(id, buf, 20);
 	id[20] = 0;
 	say("blk: id \"%s\"", id);
 }
 
+/* The four passes of one CPU on queue q, over its part of the disk. */
+static void io_passes(struct vblk *b, struct blk_pass *p, unsigned cpu,
+		      unsigned q, uint64_t base, uint64_t mib)
+{
+	memset(p, 0, sizeof(*p));
+	p->rng = 0x9e3779b97f4a7c15ull ^ cpu;
+	p->base = base;
+	p->seq_end = base + mib * 2048;
+	p->rnd_end = base + 2 * mib * 2048;
+	if (p->rnd_end > b->capacity)
+		fail("blk: the disk has %lu sectors, cpu %u needs %lu", b->capacity,
+		     cpu, p->rnd_end);
+	run_pass(b, q, p, "sequential write", VIRTIO_BLK_T_OUT, false, base,
+		 p->seq_end);
+	run_pass(b, q, p, "random write", VIRTIO_BLK_T_OUT, true, 0,
+		 RANDOM_WRITES);
+	say("blk: random pass: %u distinct sectors in [%lu, %lu)",
+	    count_written(p->seq_end, p->rnd_end), p->seq_end, p->rnd_end);
+	if (b->features >> VIRTIO_BLK_F_FLUSH & 1) {
+		simple(b, q, VIRTIO_BLK_T_FLUSH, 0, VIRTIO_BLK_S_OK, "flush");
+		say("blk: flush ok");
+	}
+	run_pass(b, q, p, "sequential read", VIRTIO_BLK_T_IN, false, base,
+		 p->rnd_end);
+	run_pass(b, q, p, "random read", VIRTIO_BLK_T_IN, true, 0,
+		 RANDOM_READS);
+	if (p->bad)
+		fail("blk: %lu of %lu sectors read back wrong", p->bad,
+		     p->checked);
+	say("blk: verified %lu sectors read back", p->checked);
+	say("blk: cpu %u queue %u: %lu requests, %lu KiB in %lu ms: %lu "
+	    "requests/s, %lu KiB/s", cpu, q, p->requests, p->bytes >> 10,
+	    p->us / 1000, p->us ? p->requests * 1000000 / p->us : 0,
+	    p->us ? (p->bytes >> 10) * 1000000 / p->us : 0);
+	get_id(b, q);
+	if (b->msix && !pcpu[cpu].blk_count)
+		fail("blk: MSI-X on, but no interrupt came to cpu %u", cpu);
+}
+
 void test_blk(unsigned cpu)
 {
 	static struct vblk b;
-	static struct blk_pass p;
+	static struct blk_pass p[MAXCPU];
+	static bool io[MAXCPU];
 	uint64_t mib = opts.blk_mib ? opts.blk_mib : 2;
+	bool all = opts.blk_all, lead = all ? cpu == 0 : cpu == opts.blk_cpu;
+	unsigned q;
 
-	if (opts.blk_cpu >= ncpus)
+	if (!all && opts.blk_cpu >= ncpus)
 		fail("blkcpu=%lu but only %u cpus", opts.blk_cpu, ncpus);
-	if (cpu != opts.blk_cpu)
+	if (!all && !lead)
 		return;
-	say("blk: I/O from cpu %u", cpu);
-	vblk_init(&b, cpu);
+	if (lead) {
+		for (unsigned c = 0; c < ncpus; c++)
+			io[c] = all || c == opts.blk_cpu;
+		if (all)
+			say("blk: I/O from all %u cpus, one queue each", ncpus);
+		else
+			say("blk: I/O from cpu %u", cpu);
+		memset(written, 0, sizeof(written));
+		vblk_init(&b, io);
+		if (all && b.nq < ncpus)
+			fail("blk: blkcpu=all needs a queue per cpu: %u queues "
+			     "for %u cpus", b.nq, ncpus);
+		if (all && 2 * mib * ncpus * 2048 > MAX_SECTORS)
+			fail("blk: blkmib=%lu is too much for %u cpus", mib,
+			     ncpus);
+	}
+	if (all)
+		barrier("blk init");
+	q = vblk_queue_of(&b, cpu);
 	if (opts.blk_ro) {
-		read_only(&b);
+		if (lead)
+			read_only(&b, q);
 		return;
 	}
-	memset(&p, 0, sizeof(p));
-	memset(written, 0, sizeof(written));
-	p.rng = 0x9e3779b97f4a7c15ull;
-	p.seq_end = mib * 2048;
-	p.rnd_end = 2 * p.seq_end;
-	if (p.rnd_end > b.capacity)
-		fail("blk: the disk has %lu sectors, blkmib=%lu needs %lu",
-		     b.capacity, mib, p.rnd_end);
-	run_pass(&b, &p, "sequential write", VIRTIO_BLK_T_OUT, false, 0,
-		 p.seq_end);
-	run_pass(&b, &p, "random write", VIRTIO_BLK_T_OUT, true, 0,
-		 RANDOM_WRITES);
-	say("blk: random pass: %u distinct sectors in [%lu, %lu)",
-	    count_written(p.seq_end, p.rnd_end), p.seq_end, p.rnd_end);
-	if (b.features >> VIRTIO_BLK_F_FLUSH & 1) {
-		simple(&b, VIRTIO_BLK_T_FLUSH, 0, VIRTIO_BLK_S_OK, "flush");
-		say("blk: flush ok");
-	}
-	run_pass(&b, &p, "sequential read", VIRTIO_BLK_T_IN, false, 0,
-		 p.rnd_end);
-	run_pass(&b, &p, "random read", VIRTIO_BLK_T_IN, true, 0,
-		 RANDOM_READS);
-	if (p.bad)
-		fail("blk: %lu of %lu sectors read back wrong", p.bad,
-		     p.checked);
-	say("blk: verified %lu sectors read back", p.checked);
-	get_id(&b);
+	io_passes(&b, &p[cpu], cpu, q, all ? cpu * 2 * mib * 2048 : 0, mib);
+	if (all)
+		barrier("blk passes");
+	if (!lead)
+		return;
 	if (!b.msix) {
 		/* INTx mode: completions raised the ISR's queue bit, and
 		 * reading it clears it. */
@@ -296,11 +353,9 @@ void test_blk(unsigned cpu)
 			     isr, again);
 		say("blk: ISR %x after the passes, 0 on the next read", isr);
 	} else {
-		if (!pcpu[cpu].blk_count)
-			fail("blk: MSI-X on, but no interrupt came");
 		say("blk: %lu MSI-X interrupts for %lu requests",
-		    pcpu[cpu].blk_count, b.completed);
-		msix_masking(&b, cpu);
+		    pcpu[cpu].blk_count, b.q[q].completed);
+		msix_masking(&b, cpu, q);
 	}
-	say("blk: done: %lu requests", b.completed);
+	say("blk: done: %lu requests", b.q[q].completed);
 }

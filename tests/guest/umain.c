@@ -50,6 +50,8 @@ static const struct test tests[] = {
 	{ "hltwake", test_hltwake, 1 },
 	{ "powerbtn", test_powerbtn, 1 },
 	{ "blk", test_blk, 1 },
+	{ "migrate", test_migrate, 1 },
+	{ "net", test_net, 1 }, { "rng", test_rng, 1 },
 	{ "coh-atomic", test_coh_atomic, 1 },
 	{ "coh-spinlock", test_coh_spinlock, 1 },
 	{ "coh-mp", test_coh_mp, 1 },
@@ -275,9 +277,11 @@ static void parse_cmdline(void)
 		} else if (word_is(w, klen, "blkro")) {
 			opts.blk_ro = !word_is(eq, vlen, "0");
 		} else if (word_is(w, klen, "blkcpu")) {
-			if (!parse_u64(eq, vlen, &opts.blk_cpu) ||
-			    opts.blk_cpu >= MAXCPU)
-				fail("bad blkcpu=");
+			opts.blk_all = word_is(eq, vlen, "all");
+			if (!opts.blk_all &&
+			    (!parse_u64(eq, vlen, &opts.blk_cpu) ||
+			     opts.blk_cpu >= MAXCPU))
+				fail("bad blkcpu= (a cpu number or all)");
 		} else if (word_is(w, klen, "blkmib")) {
 			if (!parse_u64(eq, vlen, &opts.blk_mib) || !opts.blk_mib ||
 			    opts.blk_mib > 64)

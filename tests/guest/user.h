@@ -57,6 +57,7 @@ struct guest_opts {
 	bool blk_ro;		/* test=blk: the disk is read-only (blkro=1) */
 	bool blk_nomsix;	/* test=blk: leave MSI-X off (blkmsix=0) */
 	uint64_t blk_cpu;	/* test=blk: the CPU doing the I/O (blkcpu=) */
+	bool blk_all;		/* test=blk: every CPU, own queue (blkcpu=all) */
 	uint64_t blk_mib;	/* test=blk: MiB per pass (blkmib=), 0: 2 */
 	bool verbose;
 };
@@ -181,6 +182,8 @@ void test_reset(unsigned cpu);
 void test_hltwake(unsigned cpu);
 void test_powerbtn(unsigned cpu);
 void test_blk(unsigned cpu);
+void test_migrate(unsigned cpu); /* test_migrate.c (t_migrate.sh) */
+void test_net(unsigned cpu); void test_rng(unsigned cpu); /* test_net.c, test_rng.c */
 /* test_coherence.c: test=coherence runs the first five */
 void test_coh_atomic(unsigned cpu);
 void test_coh_spinlock(unsigned cpu);

@@ -205,7 +205,8 @@ static void negotiate(struct vblk *b)
 		fail("blk: device refused features %lx", b->features);
 }
 
-/* The MSI-X entry of vector v: to this CPU's LAPIC, VEC_BLK, unmasked. */
+/* The MSI-X entry of vector v (queue v's): to the LAPIC of the CPU using
+ * that queue, VEC_BLK, unmasked. */
 static void msix_setup(struct vblk *b)
 {
 	if (!b->msix_cap || b->msix_n < b->nq || opts.blk_nomsix)
@@ -213,7 +214,7 @@ static void msix_setup(struct vblk *b)
 	for (unsigned v = 0; v < b->nq; v++) {
 		uint64_t e = b->msix_table + 16 * v;
 
-		mmio_write32(e, 0xfee00000u | (b->cpu << 12));
+		mmio_write32(e, 0xfee00000u | (b->q[v].cpu << 12));
 		mmio_write32(e + 4, 0);
 		mmio_write32(e + 8, VEC_BLK);
 		mmio_write32(e + 12, 0);
@@ -252,13 +253,17 @@ static void setup_queue(struct vblk *b, unsigned i)
 	mmio_write16(b->common + C_Q_ENABLE, 1);
 }
 
-void vblk_init(struct vblk *b, unsigned cpu)
+unsigned vblk_queue_of(const struct vblk *b, unsigned cpu)
+{
+	return cpu % b->nq;
+}
+
+void vblk_init(struct vblk *b, const bool *io_cpu)
 {
 	uint8_t gen;
 	uint16_t nq = 1;
 
 	memset(b, 0, sizeof(*b));
-	b->cpu = cpu;
 	b->devfn = find_device();
 	place_bars(b);
 	walk_caps(b);
@@ -268,6 +273,11 @@ void vblk_init(struct vblk *b, unsigned cpu)
 	b->nq = nq < VBLK_MAXQ ? nq : VBLK_MAXQ;
 	if (!b->nq)
 		fail("blk: the device has no queues");
+	for (unsigned i = 0; i < b->nq; i++)
+		b->q[i].cpu = i % ncpus;
+	for (unsigned c = 0; c < ncpus; c++)
+		if (io_cpu[c])
+			b->q[vblk_queue_of(b, c)].cpu = c;
 	mmio_write16(b->common + C_MSIX_CONFIG, 0xffff);
 	msix_setup(b);
 	for (unsigned i = 0; i < b->nq; i++)
@@ -290,9 +300,14 @@ static uint64_t slot_hdr(unsigned q, unsigned s)
 	return VBLK_MEM + 0x10000 + 0x1000ull * q + 32ull * s;
 }
 
-static uint8_t *slot_buf(unsigned q, unsigned s)
+/* Reads land in their own buffers: the device writes them, the CPU
+ * only reads them. */
+static uint8_t *slot_buf(unsigned q, unsigned s, uint32_t type)
 {
-	return (uint8_t *)(VBLK_DATA + (uint64_t)(q * VBLK_QD + s) * VBLK_BUF);
+	uint64_t base = type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID ?
+			VBLK_RDATA : VBLK_DATA;
+
+	return (uint8_t *)(base + (uint64_t)(q * VBLK_QD + s) * VBLK_BUF);
 }
 
 static void put_desc(struct vblk_q *q, unsigned d, uint64_t addr,
@@ -322,7 +337,7 @@ static void submit(struct vblk *b, unsigned qi, unsigned s,
 	*(volatile uint8_t *)(hdr + 16) = 0xff;
 	if (dlen) {
 		put_desc(q, d, hdr, 16, DESC_NEXT, (uint16_t)(d + 1));
-		put_desc(q, d + 1, (uint64_t)slot_buf(qi, s), dlen,
+		put_desc(q, d + 1, (uint64_t)slot_buf(qi, s, j->type), dlen,
 			 DESC_NEXT | (j->type == VIRTIO_BLK_T_OUT ? 0 :
 				      DESC_WRITE), (uint16_t)(d + 2));
 		put_desc(q, d + 2, hdr + 16, 1, DESC_WRITE, 0);
@@ -338,17 +353,16 @@ static void submit(struct vblk *b, unsigned qi, unsigned s,
 	avail[1] = ++q->avail_idx;
 	q->inflight++;
 	q->kick = true;
-	b->submitted++;
+	q->submitted++;
 }
 
-static void kick(struct vblk *b)
+static void kick(struct vblk *b, unsigned i)
 {
-	for (unsigned i = 0; i < b->nq; i++)
-		if (b->q[i].kick) {
-			b->q[i].kick = false;
-			__asm__ volatile("mfence" ::: "memory");
-			mmio_write16(b->q[i].notify, (uint16_t)i);
-		}
+	if (b->q[i].kick) {
+		b->q[i].kick = false;
+		__asm__ volatile("mfence" ::: "memory");
+		mmio_write16(b->q[i].notify, (uint16_t)i);
+	}
 }
 
 /* Completions of queue qi; returns how many. */
@@ -369,10 +383,11 @@ static unsigned reap(struct vblk *b, unsigned qi, const struct vblk_ops *ops)
 		q->slot[s].busy = false;
 		q->inflight--;
 		q->used_seen++;
-		b->completed++;
+		q->completed++;
 		n++;
 		if (ops && ops->done)
-			ops->done(&q->slot[s].job, slot_buf(qi, s),
+			ops->done(&q->slot[s].job,
+				  slot_buf(qi, s, q->slot[s].job.type),
 				  *(volatile uint8_t *)(slot_hdr(qi, s) + 16),
 				  ops->ctx);
 	}
@@ -385,31 +400,30 @@ static void check_broken(struct vblk *b)
 		fail("blk: the device set DEVICE_NEEDS_RESET");
 }
 
-void vblk_run(struct vblk *b, const struct vblk_ops *ops)
+void vblk_run(struct vblk *b, unsigned qi, const struct vblk_ops *ops)
 {
 	bool more = true;
 	uint64_t spins = 0;
 
 	for (;;) {
-		unsigned inflight = 0, got = 0;
+		unsigned inflight, got;
 
-		for (unsigned s = 0; more && s < VBLK_QD; s++)
-			for (unsigned qi = 0; more && qi < b->nq; qi++) {
-				struct vblk_job j;
+		for (unsigned s = 0; more && s < VBLK_QD; s++) {
+			struct vblk_job j;
 
-				if (b->q[qi].slot[s].busy)
-					continue;
-				if (!ops->next(&j, slot_buf(qi, s), ops->ctx)) {
-					more = false;
-					break;
-				}
-				submit(b, qi, s, &j);
+			if (b->q[qi].slot[s].busy)
+				continue;
+			/* A write's data goes into its buffer here. */
+			if (!ops->next(&j, slot_buf(qi, s, VIRTIO_BLK_T_OUT),
+				       ops->ctx)) {
+				more = false;
+				break;
 			}
-		kick(b);
-		for (unsigned qi = 0; qi < b->nq; qi++) {
-			got += reap(b, qi, ops);
-			inflight += b->q[qi].inflight;
+			submit(b, qi, s, &j);
 		}
+		kick(b, qi);
+		got = reap(b, qi, ops);
+		inflight = b->q[qi].inflight;
 		if (!more && !inflight)
 			return;
 		if (got) {
@@ -436,9 +450,9 @@ uint8_t vblk_one(struct vblk *b, unsigned qi, const struct vblk_job *j,
 	if (s == VBLK_QD)
 		fail("blk: no free slot on queue %u", qi);
 	if (buf)
-		*buf = slot_buf(qi, s);
+		*buf = slot_buf(qi, s, j->type);
 	submit(b, qi, s, j);
-	kick(b);
+	kick(b, qi);
 	while (!reap(b, qi, NULL)) {
 		cpu_relax();
 		if (++spins % 65536 == 0) {

@@ -1,8 +1,10 @@
 /* A minimal virtio-pci (modern) driver for virtio-blk, for test=blk: PCI
  * config space through ports 0xcf8/0xcfc, the vendor capabilities, BARs
  * placed by the guest itself at VBLK_BAR_BASE (there is no firmware),
- * split virtqueues in fixed guest RAM, MSI-X to VEC_BLK on the CPU doing
- * the I/O.  Everything runs in user mode. */
+ * split virtqueues in fixed guest RAM, MSI-X to VEC_BLK.  As Linux's
+ * blk-mq does, a CPU submits on its own queue (vblk_queue_of) and that
+ * queue's vector is aimed at it, so several CPUs can drive the device at
+ * once without sharing a queue.  Everything runs in user mode. */
 #ifndef KRG_GUEST_VBLK_H
 #define KRG_GUEST_VBLK_H
 
@@ -12,8 +14,12 @@
 #define VBLK_BAR_BASE	0xfe000000ull	/* 2 MiB mapped uncached (boot.S) */
 #define VBLK_BAR_LIMIT	0xfe200000ull
 #define VBLK_MEM	0x2000000ull	/* rings and request headers */
-#define VBLK_DATA	0x2100000ull	/* one buffer per request slot */
-#define VBLK_MAXQ	2
+#define VBLK_DATA	0x2100000ull	/* one write buffer per request slot */
+#define VBLK_RDATA	0x2300000ull	/* one read buffer per request slot:
+					 * untouched until the device fills
+					 * it (in a cluster VM, pages the
+					 * serving node does not own yet) */
+#define VBLK_MAXQ	4
 #define VBLK_QD		8		/* requests in flight per queue */
 #define VBLK_QSIZE	64
 #define VBLK_BUF	65536		/* bytes per request slot */
@@ -50,7 +56,9 @@ struct vblk_q {
 	uint64_t notify;		/* its notify address in the BAR */
 	uint16_t avail_idx, used_seen;
 	unsigned inflight;
+	unsigned cpu;			/* whose queue: its vector goes there */
 	bool kick;
+	uint64_t submitted, completed;
 	struct vblk_slot slot[VBLK_QD];
 };
 
@@ -67,8 +75,6 @@ struct vblk {
 	unsigned nq;
 	struct vblk_q q[VBLK_MAXQ];
 	uint64_t capacity;		/* sectors */
-	unsigned cpu;			/* MSI-X destination (APIC ID = cpu) */
-	uint64_t submitted, completed;
 };
 
 /* Job source and sink for vblk_run: next() fills the next job (and, for
@@ -85,11 +91,15 @@ uint32_t pci_cfg_read(unsigned devfn, unsigned reg, unsigned len);
 void pci_cfg_write(unsigned devfn, unsigned reg, unsigned len, uint32_t v);
 
 /* Finds the first virtio-blk function, places its BARs, negotiates and
- * starts its queues; fails the test (with a reason) if anything is off. */
-void vblk_init(struct vblk *b, unsigned cpu);
-/* Keeps up to VBLK_QD requests in flight on every queue until next()
- * runs dry and everything completed. */
-void vblk_run(struct vblk *b, const struct vblk_ops *ops);
+ * starts its queues; fails the test (with a reason) if anything is off.
+ * cpu[c] != 0 marks CPU c as one that does I/O: the vector of its queue
+ * is aimed at it (every other vector at queue index mod ncpus). */
+void vblk_init(struct vblk *b, const bool *io_cpu);
+/* The queue CPU cpu submits on. */
+unsigned vblk_queue_of(const struct vblk *b, unsigned cpu);
+/* Keeps up to VBLK_QD requests in flight on queue q until next() runs
+ * dry and everything completed.  One CPU per queue at a time. */
+void vblk_run(struct vblk *b, unsigned q, const struct vblk_ops *ops);
 /* One request on queue q, waited for by polling; returns the status. */
 uint8_t vblk_one(struct vblk *b, unsigned q, const struct vblk_job *j,
 		 uint8_t **buf);

@@ -60,7 +60,7 @@ assert_rc 0 "$log"
 assert_log '^krg-vmm: guest reset$' "$log"
 assert_log '^krg-vmm: rebooting$' "$log"
 refute_log '^KRG-TEST FAIL' "$log"
-assert_log '^krg-vmm: terminated by signal 15' "$log"
+assert_log 'krg-vmm: terminated by signal 15' "$log"
 echo "  ok: reset with reboot -> second boot with vCPU 1 up again; SIGTERM -> exit 0 in $STOP_MS ms"
 
 # --- a signal while a reset is carried out -----------------------------------
@@ -100,7 +100,7 @@ for sig in TERM INT; do
 	assert_no_sanitizer_report "$log"
 	assert_rc 0 "$log"
 	num=$(kill -l "$sig")
-	assert_log "^krg-vmm: terminated by signal $num " "$log"
+	assert_log "krg-vmm: terminated by signal $num " "$log"
 	refute_log '^KRG-TEST' "$log"
 	echo "  ok: SIG$sig during test=spin -> exit 0 after $STOP_MS ms"
 done

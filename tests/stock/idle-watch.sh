@@ -79,3 +79,21 @@ awk -v s="$(awk -v t0="$t0" -v t1="$t1" 'BEGIN { print t1 - t0 }')" \
 			n, (B[i] - A[i]) / s, (B[i + 2] - A[i + 2]) / s, (B[i + 1] - A[i + 1]) / 10 / s
 	}
 }' >>"$out"
+# Which interrupts woke the vCPUs: per node, the most injected vectors at
+# idle-end and how many of each arrived per second of the idle phase
+# (a vector missing from idle-begin's top list counts from 0 there).
+vectors() {
+	grep 'most injected vectors' "$1" | sed 's/.*count)://'
+}
+paste -d'|' <(vectors "$tmp/a") <(vectors "$tmp/b") | awk -F'|' -v s="$(awk -v t0="$t0" -v t1="$t1" 'BEGIN { print t1 - t0 }')" '{
+	delete A
+	na = split($1, a, " ")
+	for (i = 1; i <= na; i++) { split(a[i], kv, ":"); A[kv[1]] = kv[2] }
+	nb = split($2, b, " ")
+	line = ""
+	for (i = 1; i <= nb; i++) {
+		split(b[i], kv, ":")
+		line = line sprintf(" %s %.1f/s", kv[1], (kv[2] - A[kv[1]]) / s)
+	}
+	printf "idle: node %d: interrupts by vector:%s\n", NR - 1, line
+}' >>"$out"

@@ -476,7 +476,8 @@ START_TEST(dsdt_options)
 	ck_assert_uint_eq(rd64(q + 14), 0x8000000000ull);
 	ck_assert_uint_eq(rd64(q + 22), 0x8FFFFFFFFFull);
 	ck_assert_uint_eq(rd64(q + 38), 0x1000000000ull);
-	/* _PRT: 124 entries; slot 1 pin A swizzles to line 1 (GSI 17). */
+	/* _PRT: 124 entries; slot 1 pin A is PIRQA (GSI 16), as on an
+	 * i440FX. */
 	const uint8_t *p = find(d, len, "_PRT", 4);
 
 	ck_assert_ptr_nonnull(p);
@@ -487,7 +488,7 @@ START_TEST(dsdt_options)
 	ck_assert_uint_eq(n, 2);
 	ck_assert_uint_eq(p[5 + n], 124);
 	static const uint8_t first[] = { 0x12, 0x0B, 0x04, 0x0C, 0xFF, 0xFF,
-					 0x01, 0x00, 0x00, 0x00, 0x0A, 17 };
+					 0x01, 0x00, 0x00, 0x00, 0x0A, 16 };
 	ck_assert_mem_eq(p + 6 + n, first, sizeof(first));
 }
 END_TEST

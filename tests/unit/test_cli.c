@@ -428,8 +428,23 @@ START_TEST(test_save_restore)
 	ck_assert_str_eq(cfg->state_in, "in.state");
 	ck_assert_str_eq(cfg->kernel, "");
 	ck_assert_int_eq(parse("launch", "-m", "512", NULL), -1);
-	ck_assert_str_eq(err, "no kernel given: use -kernel FILE (or --restore "
-			 "FILE)");
+	ck_assert_str_eq(err, "no kernel given: use -kernel FILE, a -drive to "
+			 "boot through the BIOS (or -bios FILE), or --restore "
+			 "FILE");
+	/* A -drive or -bios alone boots through firmware. */
+	ck_assert_int_eq(parse("launch", "-drive", "file=d.img", NULL), 0);
+	ck_assert_str_eq(cfg->bios, "");
+	ck_assert_int_eq(parse("launch", "-bios", "b.bin", "-debugcon", "none",
+			       NULL), 0);
+	ck_assert_str_eq(cfg->bios, "b.bin");
+	ck_assert(cfg->debugcon_off);
+	launch_fails("-bios", "", "bios path is empty");
+	launch_fails("-debugcon", "stdio",
+		     "unsupported debugcon backend 'stdio'");
+	ck_assert_int_eq(parse("launch", "-bios", "b.bin", "-kernel", "k",
+			       NULL), -1);
+	ck_assert_str_eq(err, "-bios and -kernel together: krg-vmm loads a "
+			 "-kernel itself, without firmware; give one of them");
 }
 END_TEST
 

@@ -212,6 +212,31 @@ START_TEST(serial_and_id)
 }
 END_TEST
 
+START_TEST(queues_and_serve)
+{
+	ck_assert_int_eq(parse("file=x"), 0);
+	ck_assert_uint_eq(o.num_queues, 0);
+	ck_assert(!o.serve_node0);
+	ck_assert_int_eq(parse("file=x,queues=1,serve=node0"), 0);
+	ck_assert_uint_eq(o.num_queues, 1);
+	ck_assert(o.serve_node0);
+	ck_assert_int_eq(parse("file=x,num-queues=16,serve=auto"), 0);
+	ck_assert_uint_eq(o.num_queues, 16);
+	ck_assert(!o.serve_node0);
+	expect_error("file=x,queues=0", "invalid queues='0' (want 1 to 16)");
+	expect_error("file=x,queues=17", "invalid queues='17'");
+	expect_error("file=x,queues=99999999999999999999", "invalid queues");
+	expect_error("file=x,queues=-1", "invalid queues='-1'");
+	expect_error("file=x,queues=+2", "invalid queues");
+	expect_error("file=x,queues= 2", "invalid queues");
+	expect_error("file=x,queues=2x", "invalid queues");
+	expect_error("file=x,queues=", "invalid queues=''");
+	expect_error("file=x,queues=2,num-queues=2", "given twice");
+	expect_error("file=x,serve=node1", "invalid serve='node1'");
+	expect_error("file=x,serve", "serve needs a value");
+}
+END_TEST
+
 START_TEST(bad_keys_and_structure)
 {
 	expect_error("format=raw", "file= is required");
@@ -322,6 +347,7 @@ static Suite *drive_opts_suite(void)
 	tcase_add_test(tc, discard_and_aio);
 	tcase_add_test(tc, interface_and_media);
 	tcase_add_test(tc, serial_and_id);
+	tcase_add_test(tc, queues_and_serve);
 	tcase_add_test(tc, bad_keys_and_structure);
 	tcase_add_test(tc, long_values);
 	tcase_add_test(tc, uris);

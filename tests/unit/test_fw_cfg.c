@@ -264,6 +264,51 @@ START_TEST(test_dma_errors)
 }
 END_TEST
 
+/* How a control word decodes, as QEMU's fw_cfg_dma_transfer does: SELECT
+ * first, then READ over WRITE over SKIP; nothing else moves anything. */
+START_TEST(test_dma_control_bits)
+{
+	/* SELECT alone: selected, position 0, nothing written. */
+	memset(ram + 0x2000, 0xAA, 8);
+	ck_assert_uint_eq(dma(0x1000, FW_CFG_SIGNATURE << 16 |
+				      FW_CFG_DMA_CTL_SELECT, 4, 0x2000), 0);
+	ck_assert_uint_eq(ram[0x2000], 0xAA);
+	ck_assert_uint_eq(read_le(FW_CFG_SIGNATURE, 1), 'Q');
+	/* READ and SKIP together: a read. */
+	select_key(FW_CFG_SIGNATURE);
+	ck_assert_uint_eq(dma(0x1000, FW_CFG_DMA_CTL_READ | FW_CFG_DMA_CTL_SKIP,
+			      2, 0x2000), 0);
+	ck_assert_mem_eq(ram + 0x2000, "QE", 2);
+	/* READ and WRITE together: a read too (and not an error). */
+	ck_assert_uint_eq(dma(0x1000, FW_CFG_DMA_CTL_READ | FW_CFG_DMA_CTL_WRITE,
+			      2, 0x2002), 0);
+	ck_assert_mem_eq(ram + 0x2000, "QEMU", 4);
+	/* An error bit the guest left set is not an operation; no bits at
+	 * all is a no-op that still completes. */
+	ck_assert_uint_eq(dma(0x1000, FW_CFG_DMA_CTL_ERROR, 4, 0x2000), 0);
+	ck_assert_uint_eq(dma(0x1000, 0, 4, 0x2000), 0);
+	/* A zero-length read succeeds anywhere, even at no RAM. */
+	ck_assert_uint_eq(dma(0x1000, FW_CFG_DMA_CTL_READ, 0, 0xFFFFFFFF00ull),
+			  0);
+	/* An unknown key reads as zeros, like QEMU. */
+	memset(ram + 0x2000, 0xAA, 8);
+	ck_assert_uint_eq(dma(0x1000, 0x1234u << 16 | FW_CFG_DMA_CTL_SELECT |
+				      FW_CFG_DMA_CTL_READ, 8, 0x2000), 0);
+	ck_assert_mem_eq(ram + 0x2000, "\0\0\0\0\0\0\0\0", 8);
+	/* SKIP past the end, then READ: zeros, no error. */
+	select_key(FW_CFG_SIGNATURE);
+	ck_assert_uint_eq(dma(0x1000, FW_CFG_DMA_CTL_SKIP, 100, 0), 0);
+	ck_assert_uint_eq(dma(0x1000, FW_CFG_DMA_CTL_READ, 2, 0x2000), 0);
+	ck_assert_mem_eq(ram + 0x2000, "\0\0", 2);
+	/* A descriptor straddling the end of RAM is not touched at all. */
+	uint8_t d[4] = { 0x00, 0x0F, 0xFF, 0xF8 }; /* RAM_SIZE - 8, BE */
+	memset(ram + RAM_SIZE - 8, 0x5A, 8);
+	fw_cfg__io(&fw, 8, d, 4, true);
+	for (unsigned i = 0; i < 8; i++)
+		ck_assert_uint_eq(ram[RAM_SIZE - 8 + i], 0x5A);
+}
+END_TEST
+
 static Suite *fw_cfg_suite(void)
 {
 	Suite *s = suite_create("fw_cfg");
@@ -275,6 +320,7 @@ static Suite *fw_cfg_suite(void)
 	tcase_add_test(tc, test_file_directory);
 	tcase_add_test(tc, test_dma_read_skip_select);
 	tcase_add_test(tc, test_dma_errors);
+	tcase_add_test(tc, test_dma_control_bits);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -235,6 +235,99 @@ START_TEST(test_reset_register)
 }
 END_TEST
 
+/* The GSI lines the PIRQ router drives, as a level per GSI. */
+static bool line[32];
+static unsigned line_changes;
+
+static void record_line(void *ctx, unsigned gsi, bool level)
+{
+	(void)ctx;
+	if (gsi < 32) {
+		line[gsi] = level;
+		line_changes++;
+	}
+}
+
+static void pirq_setup(void)
+{
+	struct irq_sink out = { record_line, NULL };
+
+	memset(line, 0, sizeof(line));
+	line_changes = 0;
+	pci_host__set_irq_out(&host, &out);
+}
+
+START_TEST(test_qemu_ids_and_swizzle)
+{
+	/* SeaBIOS says "Running on QEMU (i440fx)" from these. */
+	ck_assert_uint_eq(cfg_read(0, 0x2C, 4), 0x11001AF4);
+	ck_assert_uint_eq(cfg_read(1, 0x2C, 4), 0x11001AF4);
+	/* QEMU's i440FX / SeaBIOS's piix_pci_slot_get_irq: slot 1 INTA is
+	 * PIRQA, slot 2 INTA PIRQB, slot 2 INTD PIRQA, slot 5 INTA PIRQA. */
+	ck_assert_uint_eq(pci_host__intx_pirq(1, 0), 0);
+	ck_assert_uint_eq(pci_host__intx_pirq(2, 0), 1);
+	ck_assert_uint_eq(pci_host__intx_pirq(2, 3), 0);
+	ck_assert_uint_eq(pci_host__intx_pirq(4, 1), 0);
+	ck_assert_uint_eq(pci_host__intx_pirq(5, 0), 0);
+	ck_assert_uint_eq(pci_host__intx_pirq(31, 2), 0);
+}
+END_TEST
+
+START_TEST(test_pirq_routing)
+{
+	struct irq_sink intx;
+
+	pirq_setup();
+	intx = pci_host__intx_sink(&host);
+	/* Not routed (0x80): only the IOAPIC pin. */
+	irq_sink__set(&intx, PCI_PIRQ_GSI0 + 1, true);
+	ck_assert(line[17]);
+	ck_assert(!line[10] && !line[11]);
+	/* SeaBIOS routes PIRQB to IRQ 10 while the line is high: the ISA
+	 * line follows at once. */
+	cfg_write(1, 0x60, 4, 0x0B0B0A0A);
+	ck_assert(line[10]);
+	ck_assert(!line[11]);
+	/* A second source on the same PIRQ: the line stays high until both
+	 * let go. */
+	irq_sink__set(&intx, PCI_PIRQ_GSI0 + 1, true);
+	irq_sink__set(&intx, PCI_PIRQ_GSI0 + 1, false);
+	ck_assert(line[17] && line[10]);
+	irq_sink__set(&intx, PCI_PIRQ_GSI0 + 1, false);
+	ck_assert(!line[17] && !line[10]);
+	/* A lowered line lowered again stays low (no underflow). */
+	irq_sink__set(&intx, PCI_PIRQ_GSI0 + 1, false);
+	irq_sink__set(&intx, PCI_PIRQ_GSI0 + 1, true);
+	ck_assert(line[17] && line[10]);
+	irq_sink__set(&intx, PCI_PIRQ_GSI0 + 1, false);
+	/* PIRQA and PIRQB share IRQ 10: either holds it. */
+	irq_sink__set(&intx, PCI_PIRQ_GSI0 + 0, true);
+	irq_sink__set(&intx, PCI_PIRQ_GSI0 + 1, true);
+	irq_sink__set(&intx, PCI_PIRQ_GSI0 + 0, false);
+	ck_assert(line[10] && !line[16] && line[17]);
+	/* Disabling the route drops the ISA line, the IOAPIC pin stays. */
+	cfg_write(1, 0x61, 1, 0x8A);
+	ck_assert(!line[10] && line[17]);
+	/* Reserved ISA IRQs (0-2, 8, 13) are never driven. */
+	cfg_write(1, 0x61, 1, 0x02);
+	ck_assert(!line[2]);
+	cfg_write(1, 0x61, 1, 0x0D);
+	ck_assert(!line[13]);
+	cfg_write(1, 0x61, 1, 0x0F);
+	ck_assert(line[15]);
+	/* Reset: routes back to 0x80, the ISA line falls. */
+	pci_host__reset(&host);
+	ck_assert(!line[15] && line[17]);
+	irq_sink__set(&intx, PCI_PIRQ_GSI0 + 1, false);
+	ck_assert(!line[17]);
+	/* Other GSIs pass through untouched. */
+	irq_sink__set(&intx, 4, true);
+	ck_assert(line[4]);
+	irq_sink__set(&intx, 20, true);
+	ck_assert(line[20]);
+}
+END_TEST
+
 static Suite *pci_suite(void)
 {
 	Suite *s = suite_create("pci_host");
@@ -246,6 +339,8 @@ static Suite *pci_suite(void)
 	tcase_add_test(tc, test_missing_devices);
 	tcase_add_test(tc, test_bar_sizing);
 	tcase_add_test(tc, test_reset_register);
+	tcase_add_test(tc, test_qemu_ids_and_swizzle);
+	tcase_add_test(tc, test_pirq_routing);
 	suite_add_tcase(s, tc);
 	return s;
 }

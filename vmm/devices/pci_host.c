@@ -148,6 +148,14 @@ static void check_remap(struct pci_dev *dev)
 	}
 }
 
+/* The guest moved a PIRQ route (the host's lock is held). */
+static void isa_config_write(struct pci_dev *dev, uint32_t reg, uint32_t len)
+{
+	if (reg < PIIX_PIRQ_ROUTE + PCI_NR_PIRQS &&
+	    reg + len > PIIX_PIRQ_ROUTE)
+		pci_host__pirq_sync(dev->opaque);
+}
+
 static void init_builtins(struct pci_host *host)
 {
 	struct pci_dev *hb = &host->host_bridge, *isa = &host->isa_bridge;
@@ -157,6 +165,8 @@ static void init_builtins(struct pci_host *host)
 	pci_dev__init(hb, host->s.host_bridge, 0x8086, 0x1237, 0x060000, 0x02);
 	pci_dev__set_u16(hb, PCI_CFG_COMMAND,
 			 PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	pci_dev__set_u16(hb, PCI_CFG_SUBSYS_VENDOR, PCI_QEMU_SUBSYS_VENDOR);
+	pci_dev__set_u16(hb, PCI_CFG_SUBSYS_ID, PCI_QEMU_SUBSYS_ID);
 	/* PMCCFG..PAM6 (0x50-0x5F) and SMRAM (0x72) keep what is written:
 	 * SeaBIOS programs the PAM registers to shadow itself. */
 	for (i = 0x50; i <= 0x5F; i++)
@@ -169,6 +179,10 @@ static void init_builtins(struct pci_host *host)
 	pci_dev__set_u16(isa, PCI_CFG_COMMAND,
 			 PCI_COMMAND_IO | PCI_COMMAND_MEMORY |
 				 PCI_COMMAND_MASTER);
+	pci_dev__set_u16(isa, PCI_CFG_SUBSYS_VENDOR, PCI_QEMU_SUBSYS_VENDOR);
+	pci_dev__set_u16(isa, PCI_CFG_SUBSYS_ID, PCI_QEMU_SUBSYS_ID);
+	isa->config_write = isa_config_write;
+	isa->opaque = host;
 	/* PIRQA-D routing (0x80 = not routed), the motherboard IRQ/DMA
 	 * registers and the misc control registers firmware writes. */
 	for (i = 0x60; i <= 0x63; i++) {
@@ -197,15 +211,19 @@ void pci_host__init(struct pci_host *host,
 {
 	memset(host, 0, sizeof(*host));
 	pthread_mutex_init(&host->lock, NULL);
+	pthread_mutex_init(&host->pirq.lock, NULL);
 	if (control)
 		host->control = *control;
 	init_builtins(host);
+	memcpy(host->pirq.route, host->s.isa_bridge + PIIX_PIRQ_ROUTE,
+	       PCI_NR_PIRQS);
 	host->devs[DEVFN_HOST_BRIDGE] = &host->host_bridge;
 	host->devs[DEVFN_ISA_BRIDGE] = &host->isa_bridge;
 }
 
 void pci_host__destroy(struct pci_host *host)
 {
+	pthread_mutex_destroy(&host->pirq.lock);
 	pthread_mutex_destroy(&host->lock);
 }
 
@@ -215,6 +233,7 @@ void pci_host__reset(struct pci_host *host)
 	host->s.config_address = 0;
 	host->s.rcr = 0;
 	init_builtins(host);
+	pci_host__pirq_sync(host);
 	pthread_mutex_unlock(&host->lock);
 }
 
@@ -375,6 +394,7 @@ void pci_host__post_load(struct pci_host *host)
 
 	pthread_mutex_lock(&host->lock);
 	host->s.config_address &= 0x80FFFFFCu;
+	pci_host__pirq_sync(host);
 	for (devfn = 0; devfn < 256; devfn++) {
 		struct pci_dev *dev = host->devs[devfn];
 		int i;

@@ -9,6 +9,13 @@
  *   0xCFC-0xCFF        CONFIG_DATA, any width within the dword
  *   other 0xCF8-0xCFB  ignored (0xCFB "config mechanism" included)
  *
+ * INTx (QEMU's i440FX wiring, which SeaBIOS assumes when it fills in
+ * PCI_INTERRUPT_LINE and which the ACPI _PRT repeats): pin P (0 = INTA) of
+ * the device in slot S drives PIRQ pci_host__intx_pirq(S, P); PIRQ n is GSI
+ * PCI_PIRQ_GSI0 + n (IOAPIC pins 16-19) and, while the PIIX3 route
+ * register 0x60 + n enables it, also ISA IRQ (register & 0xF) of the 8259
+ * pair.  Devices raise their line through pci_host__intx_sink().
+ *
  * A device is a struct pci_dev: 256 bytes of config space (kept in the
  * owner's saved state), a mask of writable bits, a mask of write-1-to-
  * clear bits, BAR sizes, and callbacks.  All config accesses are
@@ -59,6 +66,21 @@
 #define PCI_RCR_SYS_RST 0x02
 #define PCI_RCR_RST_CPU 0x04
 
+#define PCI_PIRQ_GSI0 16
+#define PCI_NR_PIRQS 4
+#define PIIX_PIRQ_ROUTE 0x60     /* PIRQA-D route registers, 0x60-0x63 */
+#define PIIX_PIRQ_DISABLED 0x80
+/* QEMU's subsystem ids on its chipset devices; SeaBIOS checks the host
+ * bridge's to say "Running on QEMU". */
+#define PCI_QEMU_SUBSYS_VENDOR 0x1AF4
+#define PCI_QEMU_SUBSYS_ID 0x1100
+
+/* The PIRQ (0-3) that INTx pin `pin` (0 = INTA) of slot `slot` drives. */
+static inline unsigned pci_host__intx_pirq(unsigned slot, unsigned pin)
+{
+	return (slot + pin + PCI_NR_PIRQS - 1) % PCI_NR_PIRQS;
+}
+
 enum pci_bar_type {
 	PCI_BAR_NONE = 0,
 	PCI_BAR_IO,
@@ -97,9 +119,22 @@ struct pci_host_state {
 _Static_assert(sizeof(struct pci_host_state) == 8 + 2 * PCI_CONFIG_SIZE,
 	       "pci_host_state is a saved format: bump PCI_HOST_STATE_VERSION");
 
+/* The PIRQ lines: how many sources hold each one high (a device calls
+ * its sink only when its own line changes), the route registers' copy, and
+ * which ISA IRQs they drive.  Its own lock, taken after the host's and a
+ * device's and before the interrupt controllers'. */
+struct pci_pirq {
+	pthread_mutex_t lock;
+	struct irq_sink out;               /* the machine's GSI lines */
+	uint8_t route[PCI_NR_PIRQS];
+	uint16_t asserted[PCI_NR_PIRQS];
+	uint16_t isa_level;                /* bit n: ISA IRQ n driven high */
+};
+
 struct pci_host {
 	struct pci_host_state s;
 	pthread_mutex_t lock;
+	struct pci_pirq pirq;
 	struct machine_control control;
 	struct pci_dev *devs[256]; /* bus 0, indexed by devfn */
 	struct pci_dev host_bridge, isa_bridge;
@@ -127,6 +162,16 @@ void pci_host__init(struct pci_host *host,
 void pci_host__destroy(struct pci_host *host);
 /* Machine reset: CONFIG_ADDRESS, 0xCF9 and the built-in bridges. */
 void pci_host__reset(struct pci_host *host);
+/* Where the PIRQ lines end: the machine's GSI sink (before any device
+ * raises INTx). */
+void pci_host__set_irq_out(struct pci_host *host, const struct irq_sink *out);
+/* The sink devices on bus 0 raise INTx through: GSIs PCI_PIRQ_GSI0 to
+ * PCI_PIRQ_GSI0 + 3 are the PIRQs (routed as above), any other GSI passes
+ * through unchanged. */
+struct irq_sink pci_host__intx_sink(struct pci_host *host);
+/* Internal (pci_host.c -> pci_pirq.c): the ISA bridge's route registers
+ * changed (reset, guest write, restore); called with host->lock held. */
+void pci_host__pirq_sync(struct pci_host *host);
 /* devfn 0x00 and 0x08 are the built-ins.  Returns 0, or -1 if taken. */
 int pci_host__add_device(struct pci_host *host, uint8_t devfn,
 			 struct pci_dev *dev);

@@ -108,6 +108,11 @@ struct virtio_dev_ops {
 			     const uint8_t *data, uint32_t len);
 	/* Device reset, after every queue was drained. */
 	void (*reset)(struct virtio_dev *vdev);
+	/* After a write to the common configuration took effect, with no
+	 * lock held (a device serving queues elsewhere follows status and
+	 * queue changes here). */
+	void (*common_written)(struct virtio_dev *vdev,
+			       enum virtio_common_reg reg);
 };
 
 /* What the transport supplies. */

@@ -12,16 +12,50 @@ static struct virtio_blk *blk_of(struct virtio_dev *vdev)
 	return (struct virtio_blk *)vdev;
 }
 
-static void blk_queue_notify(struct virtio_dev *vdev, unsigned queue)
+void virtio_blk__serve_queue(struct virtio_blk *blk, unsigned queue)
 {
-	struct virtio_blk *blk = blk_of(vdev);
 	struct iovec iov[VIRTIO_BLK_SEG_MAX_LIMIT + 2];
 	struct virtq_chain c = { .iov = iov, .max = blk->seg_max + 2 };
 
 	/* Bounded: a queue has at most its size in flight, and pop breaks
 	 * the queue on a head made available twice. */
-	while (virtio_dev__pop(vdev, queue, &c) > 0)
+	while (virtio_dev__pop(&blk->vdev, queue, &c) > 0) {
+		__atomic_fetch_add(&blk->served, 1, __ATOMIC_RELAXED);
 		virtio_blk__handle_chain(blk, queue, &c);
+	}
+}
+
+static void blk_queue_notify(struct virtio_dev *vdev, unsigned queue)
+{
+	struct virtio_blk *blk = blk_of(vdev);
+
+	if (blk->hooks.kick)
+		blk->hooks.kick(blk->hooks.ctx, queue);
+	else
+		virtio_blk__serve_queue(blk, queue);
+}
+
+static void blk_reset(struct virtio_dev *vdev)
+{
+	struct virtio_blk *blk = blk_of(vdev);
+
+	if (blk->hooks.reset)
+		blk->hooks.reset(blk->hooks.ctx);
+}
+
+static void blk_common_written(struct virtio_dev *vdev,
+			       enum virtio_common_reg reg)
+{
+	struct virtio_blk *blk = blk_of(vdev);
+
+	if (blk->hooks.common_written)
+		blk->hooks.common_written(blk->hooks.ctx, reg);
+}
+
+void virtio_blk__set_hooks(struct virtio_blk *blk,
+			   const struct virtio_blk_hooks *h)
+{
+	blk->hooks = *h;
 }
 
 static void blk_config_read(struct virtio_dev *vdev, uint32_t offset,
@@ -39,6 +73,8 @@ static void blk_config_read(struct virtio_dev *vdev, uint32_t offset,
 static const struct virtio_dev_ops blk_ops = {
 	.queue_notify = blk_queue_notify,
 	.config_read = blk_config_read,
+	.reset = blk_reset,
+	.common_written = blk_common_written,
 	/* No CONFIG_WCE: nothing in the config space is writable. */
 };
 

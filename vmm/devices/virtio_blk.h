@@ -13,7 +13,10 @@
  * completed write is flushed before it is reported (spec 5.2.6.2).
  *
  * Each queue is served independently (a kick serves its queue only) and
- * completions come back on backend threads. */
+ * completions come back on backend threads.  In a cluster VM a queue may
+ * be served by another node (virtio_blk_mq.h): struct virtio_blk_hooks
+ * lets that code route kicks, follow the driver's configuration and reach
+ * the other nodes for a flush. */
 #ifndef KRG_VMM_DEVICES_VIRTIO_BLK_H
 #define KRG_VMM_DEVICES_VIRTIO_BLK_H
 
@@ -59,6 +62,25 @@
 #define VIRTIO_BLK_DWZ_SEG_LIMIT 256
 #define VIRTIO_BLK_MAX_QUEUES 16
 
+/* How a cluster VM's queue routing hooks into the device (all optional;
+ * ctx is passed back). */
+struct virtio_blk_hooks {
+	void *ctx;
+	/* The driver kicked queue: serve it (virtio_blk__serve_queue) here
+	 * or have another node do it. */
+	void (*kick)(void *ctx, unsigned queue);
+	/* Device reset, queues idle here, the device lock held: queues
+	 * served elsewhere must be drained before it returns. */
+	void (*reset)(void *ctx);
+	/* A common configuration register was written (no lock held). */
+	void (*common_written)(void *ctx, enum virtio_common_reg reg);
+	/* Whether a FLUSH must also reach other nodes' handles of the image
+	 * (their writes are not covered by this node's flush); if so
+	 * flush_remote takes a FLUSH request like the backend's submit. */
+	bool (*flush_fanout)(void *ctx);
+	int (*flush_remote)(void *ctx, struct block_req *req);
+};
+
 /* Host settings; 0 means the default. */
 struct virtio_blk_opts {
 	const char *name;          /* "virtio-blk0": log lines, state */
@@ -86,6 +108,12 @@ struct virtio_blk {
 	uint8_t config[VIRTIO_BLK_CONFIG_SIZE]; /* little-endian, as the guest
 						 * reads it */
 	char name[32];
+	struct virtio_blk_hooks hooks;
+	/* Reads land in a private buffer and are copied into guest RAM on
+	 * completion: set when the backend DMAs into pinned pages (O_DIRECT)
+	 * that the DSM could take away mid-request (virtio_blk_mq.h). */
+	bool bounce_reads;
+	uint64_t served;           /* chains taken (atomic): node stats */
 };
 
 /* Asks the backend for its geometry and builds the device.  Returns 0, or
@@ -97,6 +125,12 @@ int virtio_blk__init(struct virtio_blk *blk, const struct virtio_blk_opts *o,
 void virtio_blk__destroy(struct virtio_blk *blk);
 /* What the transport talks to. */
 struct virtio_dev *virtio_blk__dev(struct virtio_blk *blk);
+
+/* Before the guest runs. */
+void virtio_blk__set_hooks(struct virtio_blk *blk,
+			   const struct virtio_blk_hooks *h);
+/* Takes every available chain of queue (what a kick does without hooks). */
+void virtio_blk__serve_queue(struct virtio_blk *blk, unsigned queue);
 
 /* Takes over one popped chain of queue: answers it at once or submits it
  * to the backend.  The service loop's step, public for the fuzzer. */

@@ -18,9 +18,15 @@ struct blk_req {
 	int pending;       /* operations not done yet (+1 while submitting) */
 	int failed;
 	bool flush_after;  /* write-through: a flush before completing */
+	int remote_op;     /* index of the flush for other nodes, or -1 */
 	unsigned nr_ops;
 	struct block_req *ops;
 	struct iovec *iov;
+	unsigned nr_iov;
+	/* bounce_reads: the backend reads into bounce, finish() copies it
+	 * into iov (guest RAM) through the coherent mapping. */
+	uint8_t *bounce;
+	struct iovec bounce_iov;
 };
 
 /* Copies len bytes at offset skip of the buffers out of guest memory.
@@ -108,9 +114,13 @@ static void answer(struct virtio_blk *blk, unsigned queue, uint16_t head,
 
 static void finish(struct blk_req *r)
 {
+	bool failed = __atomic_load_n(&r->failed, __ATOMIC_ACQUIRE);
+
+	if (r->bounce && !failed)
+		iov_write(r->iov, r->nr_iov, r->bounce, r->bounce_iov.iov_len);
+	free(r->bounce);
 	answer(r->blk, r->queue, r->head, r->used_len, r->status,
-	       __atomic_load_n(&r->failed, __ATOMIC_ACQUIRE) ?
-		       VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+	       failed ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
 	free(r);
 }
 
@@ -126,6 +136,7 @@ static void ops_done(struct blk_req *r)
 						.done = r->ops[0].done,
 						.opaque = r };
 		r->nr_ops = 1;
+		r->remote_op = -1;
 		submit_ops(r);
 		return;
 	}
@@ -142,9 +153,18 @@ static void op_done(struct block_req *op, int result)
 		ops_done(r);
 }
 
-static void submit_ops(struct blk_req *r)
+static int submit_one(struct blk_req *r, unsigned i)
 {
 	const struct virtio_blk_backend *be = &r->blk->be;
+	const struct virtio_blk_hooks *h = &r->blk->hooks;
+
+	if ((int)i == r->remote_op)
+		return h->flush_remote(h->ctx, &r->ops[i]);
+	return be->submit(be->dev, &r->ops[i]);
+}
+
+static void submit_ops(struct blk_req *r)
+{
 	unsigned i, n = r->nr_ops;
 
 	/* The extra count keeps r alive until every operation went out,
@@ -152,7 +172,7 @@ static void submit_ops(struct blk_req *r)
 	__atomic_store_n(&r->pending, (int)n + 1, __ATOMIC_RELEASE);
 	for (i = 0; i < n; i++) {
 		if (__atomic_load_n(&r->failed, __ATOMIC_ACQUIRE) ||
-		    be->submit(be->dev, &r->ops[i])) {
+		    submit_one(r, i)) {
 			/* Refused: this one and the rest never run. */
 			__atomic_store_n(&r->failed, 1, __ATOMIC_RELEASE);
 			__atomic_sub_fetch(&r->pending, (int)(n - i),
@@ -172,6 +192,8 @@ struct plan {
 	unsigned nr_iov;
 	struct iovec iov[VIRTIO_BLK_SEG_MAX_LIMIT + 2];
 	bool flush_after;
+	bool remote_flush;  /* one more FLUSH, for the other nodes */
+	bool bounce;        /* a read through a bounce buffer */
 };
 
 /* [sector, sector + bytes/512) within the disk, whole logical blocks. */
@@ -216,6 +238,7 @@ static void plan_rw(const struct virtio_blk *blk, const struct virtq_chain *c,
 	};
 	p->nr_ops = 1;
 	p->flush_after = write;
+	p->bounce = !write && blk->bounce_reads;
 }
 
 static void plan_dwz(struct virtio_blk *blk, const struct virtq_chain *c,
@@ -315,6 +338,8 @@ void virtio_blk__handle_chain(struct virtio_blk *blk, unsigned queue,
 	p.nr_ops = 0;
 	p.nr_iov = 0;
 	p.flush_after = false;
+	p.remote_flush = false;
+	p.bounce = false;
 	switch (get_le32(hdr)) {
 	case VIRTIO_BLK_T_IN:
 		plan_rw(blk, c, false, sector, &p);
@@ -325,6 +350,13 @@ void virtio_blk__handle_chain(struct virtio_blk *blk, unsigned queue,
 	case VIRTIO_BLK_T_FLUSH:
 		p.ops[0] = (struct block_req){ .op = BLOCK_OP_FLUSH };
 		p.nr_ops = 1;
+		/* Writes other nodes completed count as "before" too. */
+		if (blk->hooks.flush_fanout && blk->hooks.flush_remote &&
+		    blk->hooks.flush_fanout(blk->hooks.ctx)) {
+			p.ops[1] = (struct block_req){ .op = BLOCK_OP_FLUSH };
+			p.nr_ops = 2;
+			p.remote_flush = true;
+		}
 		break;
 	case VIRTIO_BLK_T_GET_ID:
 		plan_get_id(blk, c);
@@ -358,6 +390,21 @@ void virtio_blk__handle_chain(struct virtio_blk *blk, unsigned queue,
 	r->nr_ops = p.nr_ops;
 	r->ops = (struct block_req *)(r + 1);
 	r->iov = (struct iovec *)(r->ops + p.nr_ops);
+	r->nr_iov = p.nr_iov;
+	r->remote_op = p.remote_flush ? (int)p.nr_ops - 1 : -1;
+	if (p.bounce) {
+		size_t n = (p.ops[0].len + 4095) & ~(size_t)4095;
+
+		/* Aligned for O_DIRECT, whatever the guest's buffers are. */
+		r->bounce = aligned_alloc(4096, n);
+		if (!r->bounce) {
+			free(r);
+			answer(blk, queue, c->head, used_len, status,
+			       VIRTIO_BLK_S_IOERR);
+			return;
+		}
+		r->bounce_iov = (struct iovec){ r->bounce, p.ops[0].len };
+	}
 	/* Without a negotiated flush the driver takes a completed write as
 	 * stable: make it so. */
 	r->flush_after = p.flush_after &&
@@ -370,6 +417,10 @@ void virtio_blk__handle_chain(struct virtio_blk *blk, unsigned queue,
 		r->ops[i].opaque = r;
 		if (r->ops[i].iovcnt)
 			r->ops[i].iov = r->iov;
+	}
+	if (r->bounce) {
+		r->ops[0].iov = &r->bounce_iov;
+		r->ops[0].iovcnt = 1;
 	}
 	submit_ops(r);
 }

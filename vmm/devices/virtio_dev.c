@@ -371,6 +371,8 @@ void virtio_dev__common_write(struct virtio_dev *vdev,
 	pthread_mutex_unlock(&vdev->lock);
 	if (tell)
 		raise_config(vdev);
+	if (vdev->ops && vdev->ops->common_written)
+		vdev->ops->common_written(vdev, reg);
 }
 
 void virtio_dev__notify(struct virtio_dev *vdev, unsigned queue)

@@ -339,10 +339,26 @@ static void pci_bar_remap(struct pci_dev *dev, int bar, uint64_t addr,
 	if (!enabled || !addr ||
 	    addr == ~(uint64_t)(VIRTIO_PCI_BAR_SIZE - 1)) {
 		pci_window__unmap(vp->env.window, vp, bar);
-		return;
+		__atomic_store_n(&vp->bar_addr, 0, __ATOMIC_RELEASE);
+	} else {
+		__atomic_store_n(&vp->bar_addr,
+				 pci_window__map(vp->env.window, vp, bar, addr,
+						 VIRTIO_PCI_BAR_SIZE,
+						 virtio_pci__bar_io, vp) ?
+					 0 : addr, __ATOMIC_RELEASE);
 	}
-	pci_window__map(vp->env.window, vp, bar, addr, VIRTIO_PCI_BAR_SIZE,
-			virtio_pci__bar_io, vp);
+	if (vp->env.irq_changed)
+		vp->env.irq_changed(vp->env.irq_changed_ctx);
+}
+
+uint64_t virtio_pci__notify_gpa(struct virtio_pci *vp, unsigned queue)
+{
+	uint64_t bar = __atomic_load_n(&vp->bar_addr, __ATOMIC_ACQUIRE);
+
+	if (!bar || queue >= vp->vdev->s.num_queues)
+		return 0;
+	return bar + VIRTIO_PCI_NOTIFY_OFF +
+	       (uint64_t)queue * VIRTIO_PCI_NOTIFY_MULT;
 }
 
 int virtio_pci__init(struct virtio_pci *vp, struct virtio_dev *vdev,

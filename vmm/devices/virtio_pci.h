@@ -102,6 +102,12 @@ struct virtio_pci_env {
 	 * idle by then; the machine drains the backend here. */
 	void (*reset)(void *ctx);
 	void *reset_ctx;
+	/* Where an interrupt or a doorbell goes may have changed (an MSI-X
+	 * entry or the function's mask, MSI-X enable, BAR 0 placement):
+	 * called with no vp->lock held, possibly under the PCI host's lock
+	 * (cluster VMs tell the node serving a queue, virtio_blk_mq.h). */
+	void (*irq_changed)(void *ctx);
+	void *irq_changed_ctx;
 };
 
 /* The transport's saved state: plain data. */
@@ -130,6 +136,7 @@ struct virtio_pci {
 	 * PCI host's lock (refreshed under it, read under vp->lock). */
 	uint16_t msix_ctrl;
 	uint16_t command;
+	uint64_t bar_addr;         /* BAR 0 while decoded, else 0 (atomic) */
 	char name[48];
 };
 
@@ -148,6 +155,15 @@ struct pci_dev *virtio_pci__pci_dev(struct virtio_pci *vp);
  * the BAR); any length 1..8. */
 void virtio_pci__bar_io(void *opaque, uint64_t offset, uint8_t *data,
 			uint32_t len, bool is_write);
+
+/* Whether a signal on vector goes out as an MSI right now (MSI-X on,
+ * neither the function nor the vector masked): then *addr and *data are
+ * its message.  Otherwise it would set a pending bit or move INTx. */
+bool virtio_pci__vector_msi(struct virtio_pci *vp, uint16_t vector,
+			    uint64_t *addr, uint32_t *data);
+/* The guest-physical address of queue's doorbell, 0 while BAR 0 is not
+ * decoded. */
+uint64_t virtio_pci__notify_gpa(struct virtio_pci *vp, unsigned queue);
 
 /* Whether vector's MSI-X pending bit is set (for tests and reports). */
 bool virtio_pci__msix_pending(struct virtio_pci *vp, uint16_t vector);

@@ -145,6 +145,8 @@ void virtio_pci__control_changed(struct virtio_pci *vp)
 	n = release_pending(vp, out);
 	pthread_mutex_unlock(&vp->lock);
 	send_msis(vp, out, n);
+	if (vp->env.irq_changed)
+		vp->env.irq_changed(vp->env.irq_changed_ctx);
 }
 
 /* vp->lock held.  Returns 1 with *out filled when the write unmasked a
@@ -214,6 +216,27 @@ void virtio_pci__msix_access(struct virtio_pci *vp, uint32_t offset,
 	}
 	pthread_mutex_unlock(&vp->lock);
 	send_msis(vp, &out, n);
+	if (is_write && offset < VIRTIO_PCI_MSIX_PBA_OFF &&
+	    vp->env.irq_changed)
+		vp->env.irq_changed(vp->env.irq_changed_ctx);
+}
+
+bool virtio_pci__vector_msi(struct virtio_pci *vp, uint16_t vector,
+			    uint64_t *addr, uint32_t *data)
+{
+	bool direct;
+	struct msi m = { 0, 0 };
+
+	pthread_mutex_lock(&vp->lock);
+	direct = (vp->msix_ctrl & PCI_MSIX_ENABLE) &&
+		 !(vp->msix_ctrl & PCI_MSIX_MASKALL) &&
+		 vector < vp->nr_vectors && !entry_masked(vp, vector);
+	if (direct)
+		m = message(vp, vector);
+	pthread_mutex_unlock(&vp->lock);
+	*addr = m.addr;
+	*data = m.data;
+	return direct;
 }
 
 bool virtio_pci__msix_pending(struct virtio_pci *vp, uint16_t vector)

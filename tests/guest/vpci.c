@@ -1,0 +1,245 @@
+/* test=net / test=rng's virtio-pci core (vpci.h). */
+#include "user.h"
+#include "vblk.h"
+#include "vpci.h"
+
+/* virtio_pci_common_cfg */
+#define C_DFSELECT	0x00
+#define C_DF		0x04
+#define C_GFSELECT	0x08
+#define C_GF		0x0c
+#define C_MSIX_CONFIG	0x10
+#define C_STATUS	0x14
+#define C_Q_SELECT	0x16
+#define C_Q_SIZE	0x18
+#define C_Q_MSIX	0x1a
+#define C_Q_ENABLE	0x1c
+#define C_Q_NOTIFY_OFF	0x1e
+#define C_Q_DESC	0x20
+#define C_Q_DRIVER	0x28
+#define C_Q_DEVICE	0x30
+
+#define S_ACK		1
+#define S_DRIVER	2
+#define S_DRIVER_OK	4
+#define S_FEATURES_OK	8
+#define S_NEEDS_RESET	0x40
+
+#define AVAIL_F_NO_INTERRUPT 1
+#define BAR_LIMIT	0xfe200000ull
+
+static void write64(uint64_t addr, uint64_t v)
+{
+	mmio_write32(addr, (uint32_t)v);
+	mmio_write32(addr + 4, (uint32_t)(v >> 32));
+}
+
+static bool find(struct vpci *d, unsigned virtio_id)
+{
+	for (unsigned dev = 0; dev < 32; dev++) {
+		unsigned devfn = dev << 3;
+
+		if (pci_cfg_read(devfn, 0, 2) == 0x1af4 &&
+		    pci_cfg_read(devfn, 2, 2) == 0x1040 + virtio_id) {
+			d->devfn = devfn;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void place_bars(struct vpci *d, uint64_t next)
+{
+	pci_cfg_write(d->devfn, 4, 2, 0);
+	for (unsigned i = 0; i < 6; i++) {
+		unsigned reg = 0x10 + 4 * i;
+		uint32_t lo = pci_cfg_read(d->devfn, reg, 4);
+		bool is64 = (lo & 7) == 4;
+		uint64_t mask, size;
+
+		if (lo & 1)
+			continue;
+		pci_cfg_write(d->devfn, reg, 4, 0xffffffffu);
+		mask = pci_cfg_read(d->devfn, reg, 4) & ~0xfull;
+		if (is64) {
+			pci_cfg_write(d->devfn, reg + 4, 4, 0xffffffffu);
+			mask |= (uint64_t)pci_cfg_read(d->devfn, reg + 4, 4) << 32;
+		} else {
+			mask |= 0xffffffff00000000ull;
+		}
+		if (!(mask & 0xffffffffull)) {
+			i += is64;
+			continue;
+		}
+		size = ~mask + 1;
+		next = (next + size - 1) & ~(size - 1);
+		if (next + size > BAR_LIMIT)
+			fail("%s: BAR%u of %lu bytes does not fit", d->tag, i,
+			     size);
+		pci_cfg_write(d->devfn, reg, 4, (uint32_t)next);
+		if (is64)
+			pci_cfg_write(d->devfn, reg + 4, 4, 0);
+		d->bar[i] = next;
+		next += size;
+		i += is64;
+	}
+	/* memory decoding, bus mastering, INTx off: we poll */
+	pci_cfg_write(d->devfn, 4, 2, 0x406);
+}
+
+static uint64_t cap_addr(struct vpci *d, unsigned cap)
+{
+	unsigned bar = pci_cfg_read(d->devfn, cap + 4, 1);
+
+	if (bar > 5 || !d->bar[bar])
+		fail("%s: capability at %x names BAR%u, not placed", d->tag,
+		     cap, bar);
+	return d->bar[bar] + pci_cfg_read(d->devfn, cap + 8, 4);
+}
+
+static void walk_caps(struct vpci *d)
+{
+	unsigned cap, n = 0;
+
+	if (!(pci_cfg_read(d->devfn, 6, 2) & 0x10))
+		fail("%s: no capability list", d->tag);
+	for (cap = pci_cfg_read(d->devfn, 0x34, 1) & 0xfc; cap && n < 48;
+	     cap = pci_cfg_read(d->devfn, cap + 1, 1) & 0xfc, n++) {
+		if (pci_cfg_read(d->devfn, cap, 1) != 0x09)
+			continue;
+		switch (pci_cfg_read(d->devfn, cap + 3, 1)) {
+		case 1: d->common = cap_addr(d, cap); break;
+		case 2:
+			d->notify = cap_addr(d, cap);
+			d->notify_mult = pci_cfg_read(d->devfn, cap + 16, 4);
+			break;
+		case 3: d->isr = cap_addr(d, cap); break;
+		case 4: d->devcfg = cap_addr(d, cap); break;
+		default: break;
+		}
+	}
+	if (!d->common || !d->notify || !d->isr || !d->devcfg)
+		fail("%s: missing virtio capabilities", d->tag);
+}
+
+static void set_status(struct vpci *d, uint8_t bits)
+{
+	mmio_write8(d->common + C_STATUS,
+		    mmio_read8(d->common + C_STATUS) | bits);
+}
+
+void vpci_init(struct vpci *d, const char *tag, unsigned virtio_id,
+	       uint64_t bar_base, uint64_t want)
+{
+	memset(d, 0, sizeof(*d));
+	d->tag = tag;
+	if (!find(d, virtio_id))
+		fail("%s: no virtio PCI function 1af4:%x on bus 0", tag,
+		     0x1040 + virtio_id);
+	place_bars(d, bar_base);
+	walk_caps(d);
+	mmio_write8(d->common + C_STATUS, 0);
+	if (mmio_read8(d->common + C_STATUS))
+		fail("%s: status not 0 after reset", tag);
+	set_status(d, S_ACK);
+	set_status(d, S_DRIVER);
+	mmio_write32(d->common + C_DFSELECT, 0);
+	d->offered = mmio_read32(d->common + C_DF);
+	mmio_write32(d->common + C_DFSELECT, 1);
+	d->offered |= (uint64_t)mmio_read32(d->common + C_DF) << 32;
+	if (!(d->offered >> VPCI_F_VERSION_1 & 1))
+		fail("%s: VIRTIO_F_VERSION_1 not offered", tag);
+	d->features = d->offered & (want | 1ull << VPCI_F_VERSION_1);
+	mmio_write32(d->common + C_GFSELECT, 0);
+	mmio_write32(d->common + C_GF, (uint32_t)d->features);
+	mmio_write32(d->common + C_GFSELECT, 1);
+	mmio_write32(d->common + C_GF, (uint32_t)(d->features >> 32));
+	set_status(d, S_FEATURES_OK);
+	if (!(mmio_read8(d->common + C_STATUS) & S_FEATURES_OK))
+		fail("%s: device refused features %lx", tag, d->features);
+	mmio_write16(d->common + C_MSIX_CONFIG, 0xffff);
+	say("%s: 00:%02x.%x, features %lx (offered %lx)", tag, d->devfn >> 3,
+	    d->devfn & 7, d->features, d->offered);
+}
+
+void vpci_queue(struct vpci *d, struct vpci_q *q, unsigned index,
+		uint16_t size, uint64_t mem)
+{
+	uint16_t max;
+
+	memset(q, 0, sizeof(*q));
+	q->index = (uint16_t)index;
+	mmio_write16(d->common + C_Q_SELECT, (uint16_t)index);
+	max = mmio_read16(d->common + C_Q_SIZE);
+	if (!max)
+		fail("%s: queue %u has size 0", d->tag, index);
+	q->size = max < size ? max : size;
+	mmio_write16(d->common + C_Q_SIZE, q->size);
+	q->desc = mem;
+	q->avail = mem + 0x1000;
+	q->used = mem + 0x2000;
+	memset((void *)mem, 0, 0x3000);
+	*(volatile uint16_t *)q->avail = AVAIL_F_NO_INTERRUPT;
+	write64(d->common + C_Q_DESC, q->desc);
+	write64(d->common + C_Q_DRIVER, q->avail);
+	write64(d->common + C_Q_DEVICE, q->used);
+	mmio_write16(d->common + C_Q_MSIX, 0xffff);
+	q->notify = d->notify + (uint64_t)mmio_read16(d->common +
+						      C_Q_NOTIFY_OFF) *
+					d->notify_mult;
+	mmio_write16(d->common + C_Q_ENABLE, 1);
+}
+
+void vpci_driver_ok(struct vpci *d)
+{
+	set_status(d, S_DRIVER_OK);
+	vpci_check(d);
+}
+
+void vpci_check(struct vpci *d)
+{
+	if (mmio_read8(d->common + C_STATUS) & S_NEEDS_RESET)
+		fail("%s: the device set DEVICE_NEEDS_RESET", d->tag);
+}
+
+void vq_desc(struct vpci_q *q, unsigned i, uint64_t addr, uint32_t len,
+	     uint16_t flags, uint16_t next)
+{
+	volatile uint8_t *p = (volatile uint8_t *)(q->desc + 16ull * i);
+
+	*(volatile uint64_t *)p = addr;
+	*(volatile uint32_t *)(p + 8) = len;
+	*(volatile uint16_t *)(p + 12) = flags;
+	*(volatile uint16_t *)(p + 14) = next;
+}
+
+void vq_offer(struct vpci_q *q, uint16_t head)
+{
+	volatile uint16_t *avail = (volatile uint16_t *)q->avail;
+
+	avail[2 + q->avail_idx % q->size] = head;
+	/* x86 keeps stores in order; the compiler must too */
+	__asm__ volatile("" ::: "memory");
+	avail[1] = ++q->avail_idx;
+}
+
+void vq_kick(struct vpci *d, struct vpci_q *q)
+{
+	__asm__ volatile("mfence" ::: "memory");
+	mmio_write16(q->notify, q->index);
+}
+
+bool vq_used(struct vpci_q *q, uint32_t *id, uint32_t *len)
+{
+	volatile uint16_t *used = (volatile uint16_t *)q->used;
+	volatile uint32_t *e;
+
+	if (q->used_seen == used[1])
+		return false;
+	__asm__ volatile("" ::: "memory");
+	e = (volatile uint32_t *)(q->used + 4 + 8ull * (q->used_seen % q->size));
+	*id = e[0];
+	*len = e[1];
+	q->used_seen++;
+	return true;
+}
