@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "vmm/vtimer.h"
+
 #define DELIVER_STACK_VCPUS 512
 
 struct vstate {
@@ -256,13 +258,7 @@ static struct timespec deadline_after(unsigned ms)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	vclock__deadline(&ts, CLOCK_MONOTONIC, ms);
 	return ts;
 }
 

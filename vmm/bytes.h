@@ -4,7 +4,18 @@
 #ifndef KRG_VMM_BYTES_H
 #define KRG_VMM_BYTES_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+/* Reserved bytes and padding must be zero. */
+static inline bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
 
 static inline uint16_t get_le16(const uint8_t *p)
 {

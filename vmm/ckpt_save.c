@@ -17,6 +17,7 @@
 #include "vmm/ckpt_priv.h"
 #include "vmm/cluster.h"
 #include "vmm/errf.h"
+#include "vmm/file_io.h"
 #include "vmm/machine.h"
 #include "vmm/machine_parts.h"
 #include "vmm/vtimer.h"
@@ -30,17 +31,6 @@
 static uint64_t ms_now(void)
 {
 	return vclock__now_ns() / 1000000;
-}
-
-static void deadline(struct timespec *ts, unsigned ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
 }
 
 /* Rounds until every node's memory is quiet (ckpt_format.h). */
@@ -74,7 +64,7 @@ static int barrier(struct machine *m, struct ckpt_node *c, char *err,
 			goto fail;
 		}
 		ckpt_node__self_probe(c, round);
-		deadline(&ts, ROUND_TIMEOUT_MS);
+		vclock__deadline(&ts, CLOCK_REALTIME, ROUND_TIMEOUT_MS);
 		pthread_mutex_lock(&c->lock);
 		while (c->bres == CKPT_B_WAIT && !atomic_load(&m->stop))
 			if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) ==
@@ -153,7 +143,7 @@ static int write_all_nodes(struct machine *m, struct ckpt_node *c,
 	}
 	free(b);
 	ckpt_write__node_files(c, tmp, &c->written[0]);
-	deadline(&ts, WRITE_TIMEOUT_MS);
+	vclock__deadline(&ts, CLOCK_REALTIME, WRITE_TIMEOUT_MS);
 	pthread_mutex_lock(&c->lock);
 	while (rc == 0 && c->written_pending && !atomic_load(&m->stop))
 		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) ==
@@ -264,16 +254,6 @@ static int build_manifest(struct machine *m, struct ckpt_node *c,
 	return 0;
 }
 
-static void sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
 static bool has_suffix(const char *s, const char *prefix, const char *suffix)
 {
 	size_t n = strlen(s), p = strlen(prefix), x = strlen(suffix);
@@ -374,7 +354,7 @@ done:
 	slash = strrchr(parent, '/');
 	if (slash)
 		*(slash == parent ? slash + 1 : slash) = '\0';
-	sync_dir(parent);
+	file_io__sync_dir(parent);
 	return 0;
 }
 
@@ -431,7 +411,7 @@ static int save_inner(struct machine *m, struct ckpt_node *c, const char *dir,
 				     err, errlen) < 0)
 			goto out;
 	}
-	sync_dir(tmp);
+	file_io__sync_dir(tmp);
 	if (publish(tmp, dir, err, errlen) < 0)
 		goto out;
 	c->last.pages = mf->pages;

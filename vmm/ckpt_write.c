@@ -15,6 +15,7 @@
 #include "vcpu/vcpu_blob.h"
 #include "vmm/ckpt_priv.h"
 #include "vmm/errf.h"
+#include "vmm/file_io.h"
 #include "vmm/machine.h"
 #include "vmm/machine_parts.h"
 #include "vmm/state_blob.h"
@@ -22,23 +23,6 @@
 
 /* Big enough to stream at disk speed, small enough to stay in cache. */
 #define CHUNK (2u << 20)
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 static int open_new(const char *dir, const char *name, char *err,
 		    size_t errlen)
@@ -55,12 +39,8 @@ static int open_new(const char *dir, const char *name, char *err,
 
 static int finish(int fd, const char *name, char *err, size_t errlen)
 {
-	int e = 0;
+	int e = file_io__sync_close(fd);
 
-	if (fsync(fd) < 0)
-		e = errno;
-	if (close(fd) < 0 && !e)
-		e = errno;
 	if (e)
 		errf(err, errlen, "%s: %s", name, strerror(e));
 	return e ? -1 : 0;
@@ -73,7 +53,7 @@ int ckpt_write__file(const char *dir, const char *name, const void *buf,
 
 	if (fd < 0)
 		return -1;
-	if (write_all(fd, buf, len) < 0) {
+	if (file_io__write_all(fd, buf, len) < 0) {
 		errf(err, errlen, "%s: %s", name, strerror(errno));
 		close(fd);
 		return -1;
@@ -246,7 +226,7 @@ static int write_data(int fd, const struct guest_mem *mem,
 				return -1;
 			}
 			*crc = ckpt__crc64(*crc, buf, n);
-			if (write_all(fd, buf, n) < 0) {
+			if (file_io__write_all(fd, buf, n) < 0) {
 				errf(err, errlen, "writing pages: %s",
 				     strerror(errno));
 				return -1;
@@ -317,8 +297,8 @@ static int write_pages(struct ckpt_node *c, const char *dir,
 		ckpt_pages__encode_header(hb, &h);
 		w->pages_crc = ckpt__crc64(0, hb, sizeof(hb));
 		w->pages_crc = ckpt__crc64(w->pages_crc, buf, ilen);
-		if (write_all(fd, hb, sizeof(hb)) < 0 ||
-		    write_all(fd, buf, ilen) < 0) {
+		if (file_io__write_all(fd, hb, sizeof(hb)) < 0 ||
+		    file_io__write_all(fd, buf, ilen) < 0) {
 			errf(w->why, sizeof(w->why), "%s: %s", name,
 			     strerror(errno));
 			goto out;

@@ -10,6 +10,7 @@
 
 #include "vmm/bytes.h"
 #include "vmm/errf.h"
+#include "vmm/vtimer.h"
 
 #define NR_RANGES 8 /* 32 types each: types / 32 */
 #define MAX_EARLY 4096
@@ -461,13 +462,7 @@ static int wait_for(struct cluster *c, bool (*done)(struct cluster *),
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	vclock__deadline(&ts, CLOCK_REALTIME, timeout_ms);
 	while (!done(c)) {
 		if (c->down_node >= 0) {
 			errf(err, errlen, "node %d (%s) %s while waiting for "
@@ -611,13 +606,7 @@ int cluster__gather_stats(struct cluster *c, void *bufs, size_t each,
 			c->gather_pending--;
 			pthread_mutex_unlock(&c->lock);
 		}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	vclock__deadline(&ts, CLOCK_REALTIME, timeout_ms);
 	pthread_mutex_lock(&c->lock);
 	while (c->gather_pending > 0)
 		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) ==
@@ -667,13 +656,7 @@ int cluster__wait_paused(struct cluster *c, unsigned timeout_ms, char *err,
 	struct timespec ts;
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	vclock__deadline(&ts, CLOCK_REALTIME, timeout_ms);
 	pthread_mutex_lock(&c->lock);
 	while (c->pause_pending && !c->stopping && c->down_node < 0)
 		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) ==

@@ -17,3 +17,13 @@ void errf(char *err, size_t errlen, const char *fmt, ...)
 	verrf(err, errlen, fmt, ap);
 	va_end(ap);
 }
+
+int errf_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verrf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}

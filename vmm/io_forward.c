@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "vmm/bytes.h"
+#include "vmm/vtimer.h"
 
 static void fail_msg(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -260,13 +261,7 @@ static int wait_slot(struct io_forward_client *c, struct slot *s,
 	struct timespec until;
 	int ret;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += c->timeout_ms / 1000;
-	until.tv_nsec += (long)(c->timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	vclock__deadline(&until, CLOCK_MONOTONIC, c->timeout_ms);
 	while (s->state == SLOT_WAITING && !atomic_load(&c->aborted))
 		if (pthread_cond_timedwait(&s->cond, &s->lock, &until) ==
 		    ETIMEDOUT)

@@ -1,10 +1,9 @@
 /* vCPU migration's wire formats (see migrate_proto.h): byte-exact,
  * checked field by field before anything acts on a message. */
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "vmm/bytes.h"
+#include "vmm/errf.h"
 #include "vmm/migrate_proto.h"
 
 static const char *const fault_names[] = {
@@ -161,29 +160,6 @@ int migrate_msg__encode(unsigned type, const struct migrate_msg *m,
 	return (int)need;
 }
 
-static int bad(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int bad(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
-static bool zero(const uint8_t *b, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
 /* Printable ASCII only reaches a log line or a QMP reply. */
 static void get_text(const uint8_t *b, size_t n, char *out)
 {
@@ -205,7 +181,7 @@ static int get_addr(const uint8_t *b, struct apic_addr *a, char *err,
 	a->ppr = b[11];
 	if (a->dfr_flat > 1 || a->x2apic > 1 || a->enabled > 3 ||
 	    a->enabled == 2 || (a->x2apic && !a->enabled))
-		return bad(err, errlen, "an APIC address with bad flags");
+		return errf_fail(err, errlen, "an APIC address with bad flags");
 	return 0;
 }
 
@@ -218,9 +194,11 @@ static int get_head(const uint8_t *b, struct migrate_msg *m,
 	m->node = get_le16(b + 10);
 	m->gen = get_le32(b + 12);
 	if (m->vcpu >= nr_vcpus)
-		return bad(err, errlen, "vCPU %u of %u", m->vcpu, nr_vcpus);
+		return errf_fail(err, errlen,
+				 "vCPU %u of %u", m->vcpu, nr_vcpus);
 	if (m->node >= nr_nodes)
-		return bad(err, errlen, "node %u of %u", m->node, nr_nodes);
+		return errf_fail(err, errlen,
+				 "node %u of %u", m->node, nr_nodes);
 	return 0;
 }
 
@@ -229,8 +207,8 @@ static int want_len(size_t len, size_t want, bool at_least, char *err,
 {
 	if (at_least ? len < want || len > want + MIGRATE_TEXT_MAX :
 		       len != want)
-		return bad(err, errlen, "length %zu, expected %s%zu", len,
-			   at_least ? "at least " : "", want);
+		return errf_fail(err, errlen, "length %zu, expected %s%zu", len,
+				 at_least ? "at least " : "", want);
 	return 0;
 }
 
@@ -251,8 +229,8 @@ static int get_irq(const uint8_t *b, struct apic_msg *irq, unsigned nr_vcpus,
 	    irq->level > 1 || irq->trigger_level > 1 || irq->x2apic > 1 ||
 	    irq->source < -1 || irq->source >= (int32_t)nr_vcpus ||
 	    irq->delivery == 3 || irq->delivery > 6)
-		return bad(err, errlen, "a forwarded interrupt with bad "
-			   "fields");
+		return errf_fail(err, errlen, "a forwarded interrupt with bad "
+				 "fields");
 	return 0;
 }
 
@@ -262,7 +240,7 @@ int migrate_msg__decode(unsigned type, const uint8_t *b, size_t len,
 {
 	memset(m, 0, sizeof(*m));
 	if (!b && len)
-		return bad(err, errlen, "no payload");
+		return errf_fail(err, errlen, "no payload");
 	switch (type) {
 	case MIGRATE_T_START:
 	case MIGRATE_T_PREPARE:
@@ -270,17 +248,17 @@ int migrate_msg__decode(unsigned type, const uint8_t *b, size_t len,
 		if (want_len(len, MIGRATE_START_SIZE, false, err, errlen) ||
 		    get_head(b, m, nr_vcpus, nr_nodes, err, errlen))
 			return -1;
-		if (!zero(b + 17, 3))
-			return bad(err, errlen, "reserved bytes set");
+		if (!all_zero(b + 17, 3))
+			return errf_fail(err, errlen, "reserved bytes set");
 		if (type == MIGRATE_T_DECIDE) {
 			m->commit = b[16];
 			if (m->commit > 1 || m->node)
-				return bad(err, errlen, "bad DECIDE");
+				return errf_fail(err, errlen, "bad DECIDE");
 		} else {
 			m->fault = b[16];
 			if (m->fault > MIGRATE_FAULT_MAX)
-				return bad(err, errlen, "unknown fault %u",
-					   m->fault);
+				return errf_fail(err, errlen,
+						 "unknown fault %u", m->fault);
 		}
 		return 0;
 	case MIGRATE_T_REPLY:
@@ -292,8 +270,9 @@ int migrate_msg__decode(unsigned type, const uint8_t *b, size_t len,
 		m->value = get_le64(b + 20);
 		if (m->step < MIGRATE_STEP_PREPARED ||
 		    m->step > MIGRATE_STEP_RESUMED ||
-		    m->status > MIGRATE_E_MAX || !zero(b + 18, 2) || m->node)
-			return bad(err, errlen, "bad REPLY");
+		    m->status > MIGRATE_E_MAX || !all_zero(b + 18, 2) ||
+		    m->node)
+			return errf_fail(err, errlen, "bad REPLY");
 		get_text(b + 28, len - 28, m->text);
 		return 0;
 	case MIGRATE_T_DONE:
@@ -304,26 +283,28 @@ int migrate_msg__decode(unsigned type, const uint8_t *b, size_t len,
 		m->value = get_le64(b + 20);
 		m->total_ns = get_le64(b + 28);
 		m->state_bytes = get_le32(b + 36);
-		if (m->status > MIGRATE_E_MAX || !zero(b + 17, 3))
-			return bad(err, errlen, "bad DONE");
+		if (m->status > MIGRATE_E_MAX || !all_zero(b + 17, 3))
+			return errf_fail(err, errlen, "bad DONE");
 		get_text(b + 40, len - 40, m->text);
 		return 0;
 	case MIGRATE_T_STATE:
 		if (len < MIGRATE_STATE_HDR)
-			return bad(err, errlen, "STATE of %zu bytes", len);
+			return errf_fail(err, errlen,
+					 "STATE of %zu bytes", len);
 		m->id = get_le64(b);
 		m->vcpu = get_le16(b + 8);
 		m->gen = get_le32(b + 12);
 		m->addr_seq = get_le32(b + 16);
 		m->blob_len = get_le32(b + 32);
-		if (m->vcpu >= nr_vcpus || !zero(b + 10, 2))
-			return bad(err, errlen, "bad STATE header");
+		if (m->vcpu >= nr_vcpus || !all_zero(b + 10, 2))
+			return errf_fail(err, errlen, "bad STATE header");
 		if (get_addr(b + 20, &m->addr, err, errlen))
 			return -1;
 		if (m->blob_len != len - MIGRATE_STATE_HDR)
-			return bad(err, errlen, "STATE says %u bytes of state, "
-				   "carries %zu", m->blob_len,
-				   len - MIGRATE_STATE_HDR);
+			return errf_fail(err, errlen,
+					 "STATE says %u bytes of state, "
+					 "carries %zu", m->blob_len,
+					 len - MIGRATE_STATE_HDR);
 		m->blob = b + MIGRATE_STATE_HDR;
 		return 0;
 	case MIGRATE_T_PLACE:
@@ -334,7 +315,7 @@ int migrate_msg__decode(unsigned type, const uint8_t *b, size_t len,
 		m->gen = get_le32(b + 4);
 		m->addr_seq = get_le32(b + 8);
 		if (m->vcpu >= nr_vcpus || m->node >= nr_nodes || !m->gen)
-			return bad(err, errlen, "bad PLACE");
+			return errf_fail(err, errlen, "bad PLACE");
 		return get_addr(b + 12, &m->addr, err, errlen);
 	case MIGRATE_T_FORWARD:
 		if (want_len(len, MIGRATE_FORWARD_SIZE, false, err, errlen))
@@ -343,8 +324,9 @@ int migrate_msg__decode(unsigned type, const uint8_t *b, size_t len,
 		m->hops = b[2];
 		if (m->vcpu >= nr_vcpus || b[3] || !m->hops ||
 		    m->hops > MIGRATE_MAX_HOPS)
-			return bad(err, errlen, "bad FORWARD");
+			return errf_fail(err, errlen, "bad FORWARD");
 		return get_irq(b + 4, &m->irq, nr_vcpus, err, errlen);
 	}
-	return bad(err, errlen, "unknown migration message type %u", type);
+	return errf_fail(err, errlen,
+			 "unknown migration message type %u", type);
 }

@@ -175,14 +175,6 @@ static int cmp_sec(const void *a, const void *b)
 		      ((const struct rsec *)b)->name);
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
 /* Validates the section header at p (rem bytes left) into *s; returns the
  * section's full size or 0 on error. */
 static size_t parse_section(const uint8_t *p, size_t rem, uint32_t idx,

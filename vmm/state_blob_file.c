@@ -12,43 +12,7 @@
 #include <unistd.h>
 
 #include "vmm/errf.h"
-
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Makes the rename durable; failure only weakens crash safety, so it is
- * not reported. */
-static void sync_parent_dir(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir;
-	int fd;
-
-	if (!slash)
-		dir = strdup(".");
-	else
-		dir = strndup(path, slash == path ? 1 : (size_t)(slash - path));
-	if (!dir)
-		return;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(dir);
-	if (fd < 0)
-		return;
-	fsync(fd);
-	close(fd);
-}
+#include "vmm/file_io.h"
 
 int state_blob__write_file(const char *path, const void *buf, size_t len,
 			   char *err, size_t errlen)
@@ -75,22 +39,21 @@ int state_blob__write_file(const char *path, const void *buf, size_t len,
 		free(tmp);
 		return -1;
 	}
-	errno = 0;
-	if (write_all(fd, buf, len) || fsync(fd)) {
-		e = errno ? errno : EIO;
+	if (file_io__write_all(fd, buf, len)) {
+		e = errno;
 		close(fd);
 		goto fail;
 	}
-	if (close(fd)) {
-		e = errno;
+	e = file_io__sync_close(fd);
+	if (e)
 		goto fail;
-	}
 	if (rename(tmp, path)) {
 		e = errno;
 		goto fail;
 	}
 	free(tmp);
-	sync_parent_dir(path);
+	/* makes the rename durable */
+	file_io__sync_parent(path);
 	return 0;
 fail:
 	unlink(tmp);

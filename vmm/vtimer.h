@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 struct vtimer_service;
 
@@ -18,6 +19,21 @@ struct vtimer {
 };
 
 uint64_t vclock__now_ns(void);
+
+/* *ts = clk's now + ms, for pthread_cond_timedwait (whose condvar's clock
+ * clk must be).  Inline: pure devices code that the fuzzers link alone
+ * uses it too. */
+static inline void vclock__deadline(struct timespec *ts, clockid_t clk,
+				    unsigned ms)
+{
+	clock_gettime(clk, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
 
 struct vtimer_service *vtimer_service__new(void);
 /* Stops the thread; timers must no longer be armed afterwards. */

@@ -183,7 +183,7 @@ static void simple(struct vblk *b, unsigned q, uint32_t type,
 
 static bool vector_pending(struct vblk *b, unsigned v)
 {
-	return mmio_read32(b->msix_pba + 4 * (v / 32)) >> (v % 32) & 1;
+	return mmio_read32(b->pci.msix_pba + 4 * (v / 32)) >> (v % 32) & 1;
 }
 
 /* Mask (function-wide, then this CPU's queue's vector alone), complete
@@ -192,7 +192,7 @@ static bool vector_pending(struct vblk *b, unsigned v)
 static void msix_masking(struct vblk *b, unsigned cpu, unsigned q)
 {
 	volatile uint64_t *cnt = &pcpu[cpu].blk_count;
-	uint64_t vctl = b->msix_table + 16 * q + 12;
+	uint64_t vctl = b->pci.msix_table + 16 * q + 12;
 
 	for (int mode = 0; mode < 2; mode++) {
 		const char *what = mode ? "vector mask" : "function mask";
@@ -201,7 +201,8 @@ static void msix_masking(struct vblk *b, unsigned cpu, unsigned q)
 		if (mode)
 			mmio_write32(vctl, 1);
 		else
-			pci_cfg_write(b->devfn, b->msix_cap + 2, 2, 0xc000);
+			pci_cfg_write(b->pci.devfn, b->pci.msix_cap + 2, 2,
+				      0xc000);
 		delay_us(2000);
 		before = *cnt;
 		simple(b, q, VIRTIO_BLK_T_IN, 0, VIRTIO_BLK_S_OK, what);
@@ -218,7 +219,8 @@ static void msix_masking(struct vblk *b, unsigned cpu, unsigned q)
 		if (mode)
 			mmio_write32(vctl, 0);
 		else
-			pci_cfg_write(b->devfn, b->msix_cap + 2, 2, 0x8000);
+			pci_cfg_write(b->pci.devfn, b->pci.msix_cap + 2, 2,
+				      0x8000);
 		if (!wait_u64_ge(cnt, before + 1, 2000000))
 			fail("blk: msi-x: %s: no interrupt after unmasking", what);
 		if (vector_pending(b, q))
@@ -234,7 +236,7 @@ static void read_only(struct vblk *b, unsigned q)
 	struct vblk_job j = { VIRTIO_BLK_T_OUT, 0, 1 };
 	uint8_t st;
 
-	if (!(b->offered >> VIRTIO_BLK_F_RO & 1))
+	if (!(b->pci.offered >> VIRTIO_BLK_F_RO & 1))
 		fail("blk: blkro=1 but the device does not offer "
 		     "VIRTIO_BLK_F_RO");
 	st = vblk_one(b, q, &j, &buf);
@@ -280,7 +282,7 @@ static void io_passes(struct vblk *b, struct blk_pass *p, unsigned cpu,
 		 RANDOM_WRITES);
 	say("blk: random pass: %u distinct sectors in [%lu, %lu)",
 	    count_written(p->seq_end, p->rnd_end), p->seq_end, p->rnd_end);
-	if (b->features >> VIRTIO_BLK_F_FLUSH & 1) {
+	if (b->pci.features >> VIRTIO_BLK_F_FLUSH & 1) {
 		simple(b, q, VIRTIO_BLK_T_FLUSH, 0, VIRTIO_BLK_S_OK, "flush");
 		say("blk: flush ok");
 	}
@@ -346,7 +348,8 @@ void test_blk(unsigned cpu)
 	if (!b.msix) {
 		/* INTx mode: completions raised the ISR's queue bit, and
 		 * reading it clears it. */
-		uint8_t isr = mmio_read8(b.isr), again = mmio_read8(b.isr);
+		uint8_t isr = mmio_read8(b.pci.isr);
+		uint8_t again = mmio_read8(b.pci.isr);
 
 		if (!(isr & 1) || again)
 			fail("blk: ISR read %x then %x, expected bit 0 then 0",

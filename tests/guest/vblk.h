@@ -1,7 +1,6 @@
-/* A minimal virtio-pci (modern) driver for virtio-blk, for test=blk: PCI
- * config space through ports 0xcf8/0xcfc, the vendor capabilities, BARs
- * placed by the guest itself at VBLK_BAR_BASE (there is no firmware),
- * split virtqueues in fixed guest RAM, MSI-X to VEC_BLK.  As Linux's
+/* A minimal virtio-blk driver for test=blk on the virtio-pci core (vpci.h):
+ * BARs placed by the guest itself at VBLK_BAR_BASE (there is no firmware),
+ * split virtqueues in fixed guest RAM, MSI-X to VEC_BLK (or INTx).  As Linux's
  * blk-mq does, a CPU submits on its own queue (vblk_queue_of) and that
  * queue's vector is aimed at it, so several CPUs can drive the device at
  * once without sharing a queue.  Everything runs in user mode. */
@@ -11,8 +10,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vpci.h"
+
 #define VBLK_BAR_BASE	0xfe000000ull	/* 2 MiB mapped uncached (boot.S) */
-#define VBLK_BAR_LIMIT	0xfe200000ull
 #define VBLK_MEM	0x2000000ull	/* rings and request headers */
 #define VBLK_DATA	0x2100000ull	/* one write buffer per request slot */
 #define VBLK_RDATA	0x2300000ull	/* one read buffer per request slot:
@@ -32,7 +32,7 @@
 #define VIRTIO_BLK_S_OK		0
 #define VIRTIO_BLK_S_IOERR	1
 
-#define VIRTIO_F_VERSION_1	32
+#define VIRTIO_ID_BLOCK		2
 #define VIRTIO_BLK_F_SEG_MAX	2
 #define VIRTIO_BLK_F_RO		5
 #define VIRTIO_BLK_F_BLK_SIZE	6
@@ -51,10 +51,7 @@ struct vblk_slot {
 };
 
 struct vblk_q {
-	uint16_t index, size, vector;
-	uint64_t desc, avail, used;	/* guest-physical = virtual */
-	uint64_t notify;		/* its notify address in the BAR */
-	uint16_t avail_idx, used_seen;
+	struct vpci_q vq;
 	unsigned inflight;
 	unsigned cpu;			/* whose queue: its vector goes there */
 	bool kick;
@@ -63,15 +60,8 @@ struct vblk_q {
 };
 
 struct vblk {
-	unsigned devfn;
-	uint64_t bar[6];
-	uint64_t common, isr, devcfg, notify;
-	uint32_t notify_mult;
-	uint8_t msix_cap;
-	uint16_t msix_n;
-	uint64_t msix_table, msix_pba;
+	struct vpci pci;
 	bool msix;
-	uint64_t offered, features;
 	unsigned nq;
 	struct vblk_q q[VBLK_MAXQ];
 	uint64_t capacity;		/* sectors */
@@ -86,9 +76,6 @@ struct vblk_ops {
 		     uint8_t status, void *ctx);
 	void *ctx;
 };
-
-uint32_t pci_cfg_read(unsigned devfn, unsigned reg, unsigned len);
-void pci_cfg_write(unsigned devfn, unsigned reg, unsigned len, uint32_t v);
 
 /* Finds the first virtio-blk function, places its BARs, negotiates and
  * starts its queues; fails the test (with a reason) if anything is off.

@@ -99,6 +99,24 @@ now_ms() {
 	echo $(($(date +%s%N) / 1000000))
 }
 
+# assert_refused WHAT PATTERN STATUS ARGS... : krg-vmm ARGS must refuse
+# bad input the way users are promised: exit status STATUS, exactly one
+# line /^krg-vmm: .*(PATTERN)/, no sanitizer report, within 15 s.
+assert_refused() {
+	local what=$1 pattern=$2 want=$3
+	shift 3
+	local log=$WORK/bad.log t0 ms
+	t0=$(now_ms)
+	run_vmm "$log" 30 "$@"
+	ms=$(($(now_ms) - t0))
+	assert_no_sanitizer_report "$log"
+	[[ $RC -eq $want ]] || { cat "$log" >&2; fail "$what: exit status $RC, expected $want"; }
+	[[ $(wc -l <"$log") -eq 1 ]] || { cat "$log" >&2; fail "$what: expected exactly one line"; }
+	grep -Eq "^krg-vmm: .*($pattern)" "$log" || { cat "$log" >&2; fail "$what: message lacks /$pattern/"; }
+	[[ $ms -lt 15000 ]] || fail "$what: took $ms ms"
+	echo "  ok: $what -> $(cat "$log") ($ms ms)"
+}
+
 # start_vmm LOG ARGS... : krg-vmm in the background, stdin closed, output
 # in LOG; sets VMM_PID.  Killed at exit if still running.
 start_vmm() {

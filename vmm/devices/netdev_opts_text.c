@@ -169,6 +169,33 @@ static int backend_key(struct netdev_opts *n, const char *what,
 	return 0;
 }
 
+/* key=v of -nic or -netdev as far as the backend goes: once each (but
+ * hostfwd), the backend's options, id.  1: taken, 0: not the backend's,
+ * -1: bad. */
+static int backend_item(struct netdev_opts *n, struct seen *seen,
+			const char *what, const char *key, const char *v,
+			char *err, size_t errlen)
+{
+	int r;
+
+	if (strcmp(key, "hostfwd") && once(seen, what, key, err, errlen))
+		return -1;
+	r = backend_key(n, what, key, v, err, errlen);
+	if (r)
+		return r;
+	if (!strcmp(key, "id"))
+		return set_id(n->id, what, v, err, errlen) ? -1 : 1;
+	return 0;
+}
+
+static int unknown_option(const struct netdev_opts *n, const char *what,
+			  const char *key, char *err, size_t errlen)
+{
+	errf(err, errlen, "%s %s: unknown option '%s'", what,
+	     n->type == NETDEV_USER ? "user" : "tap", key);
+	return -1;
+}
+
 static enum netdev_type type_of(const char *t)
 {
 	if (!strcmp(t, "user"))
@@ -239,18 +266,12 @@ int net_opts__parse_nic(struct vm_net_config *c, const char *text,
 			     item, item);
 			return -1;
 		}
-		if (strcmp(item, "hostfwd") && once(&seen, what, item, err,
-						    errlen))
-			return -1;
-		r = backend_key(&n, what, item, v, err, errlen);
+		r = backend_item(&n, &seen, what, item, v, err, errlen);
 		if (r < 0)
 			return -1;
 		if (r > 0)
 			continue;
-		if (!strcmp(item, "id")) {
-			if (set_id(n.id, what, v, err, errlen))
-				return -1;
-		} else if (!strcmp(item, "mac")) {
+		if (!strcmp(item, "mac")) {
 			if (net_opts__parse_mac(v, strlen(v), nic.mac)) {
 				errf(err, errlen, "-nic: bad mac '%s' (six "
 				     "hex pairs, unicast: 52:54:00:12:34:56)",
@@ -267,9 +288,7 @@ int net_opts__parse_nic(struct vm_net_config *c, const char *text,
 				return -1;
 			}
 		} else {
-			errf(err, errlen, "-nic %s: unknown option '%s'",
-			     n.type == NETDEV_USER ? "user" : "tap", item);
-			return -1;
+			return unknown_option(&n, what, item, err, errlen);
 		}
 	}
 	if (r < 0)
@@ -316,22 +335,11 @@ int net_opts__parse_netdev(struct vm_net_config *c, const char *text,
 			errf(err, errlen, "-netdev: '%s' needs a value", item);
 			return -1;
 		}
-		if (strcmp(item, "hostfwd") && once(&seen, what, item, err,
-						    errlen))
-			return -1;
-		r = backend_key(&n, what, item, v, err, errlen);
+		r = backend_item(&n, &seen, what, item, v, err, errlen);
 		if (r < 0)
 			return -1;
-		if (r > 0)
-			continue;
-		if (!strcmp(item, "id")) {
-			if (set_id(n.id, what, v, err, errlen))
-				return -1;
-		} else {
-			errf(err, errlen, "-netdev %s: unknown option '%s'",
-			     n.type == NETDEV_USER ? "user" : "tap", item);
-			return -1;
-		}
+		if (!r)
+			return unknown_option(&n, what, item, err, errlen);
 	}
 	if (r < 0)
 		return item_error(r, what, err, errlen);

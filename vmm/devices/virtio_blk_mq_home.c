@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "vmm/vtimer.h"
+
 void home__init(struct home *h)
 {
 	pthread_condattr_t ca;
@@ -70,13 +72,8 @@ static int transact(struct blk_mq *mq, struct home *h, unsigned node,
 	h->wqueue = m->queue;
 	pthread_mutex_unlock(&h->wlock);
 	if (mq__send(mq, node, m) == 0) {
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += BLK_MQ_ACK_TIMEOUT_MS / 1000;
-		until.tv_nsec += (long)(BLK_MQ_ACK_TIMEOUT_MS % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		vclock__deadline(&until, CLOCK_MONOTONIC,
+				 BLK_MQ_ACK_TIMEOUT_MS);
 		pthread_mutex_lock(&h->wlock);
 		while (!h->wdone && !atomic_load(&mq->aborted))
 			if (pthread_cond_timedwait(&h->wcond, &h->wlock,

@@ -2,11 +2,10 @@
  * queue-to-node rule (pure; see virtio_blk_mq.h for the layouts). */
 #include "vmm/devices/virtio_blk_mq.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "vmm/bytes.h"
+#include "vmm/errf.h"
 
 #define HDR 8
 #define SETUP_LEN 96
@@ -16,21 +15,6 @@
 #define FLUSHED_LEN 16
 #define FLAGS_ALL (BLK_MQ_F_EVENT_IDX | BLK_MQ_F_INDIRECT | \
 		   BLK_MQ_F_MSI_DIRECT | BLK_MQ_F_FANOUT)
-
-static int bad(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int bad(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 const char *blk_mq__type_name(unsigned type)
 {
@@ -78,14 +62,6 @@ static bool text_ok(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
-			return false;
-	return true;
-}
-
-static bool zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
 			return false;
 	return true;
 }
@@ -205,17 +181,18 @@ static int decode_setup(const uint8_t *b, struct blk_mq_msg *m, char *err,
 	m->max_size = get_le16(b + 86);
 	m->signalled_valid = b[88];
 	m->gen = get_le32(b + 92);
-	if (b[88] > 1 || !zero(b + 90, 2))
-		return bad(err, errlen, "SETUP with reserved bits set");
+	if (b[88] > 1 || !all_zero(b + 90, 2))
+		return errf_fail(err, errlen, "SETUP with reserved bits set");
 	if (!m->num_queues || m->num_queues > BLK_MQ_MAX_QUEUES ||
 	    m->queue >= m->num_queues)
-		return bad(err, errlen, "SETUP of queue %u of %u", m->queue,
-			   m->num_queues);
+		return errf_fail(err, errlen,
+				 "SETUP of queue %u of %u", m->queue,
+				 m->num_queues);
 	/* The rings themselves are checked when they are mapped. */
 	if (!m->max_size || m->max_size > VIRTQ_MAX_SIZE ||
 	    (m->max_size & (m->max_size - 1)))
-		return bad(err, errlen, "SETUP with queue size limit %u",
-			   m->max_size);
+		return errf_fail(err, errlen, "SETUP with queue size limit %u",
+				 m->max_size);
 	return 0;
 }
 
@@ -232,11 +209,13 @@ static int decode_ack(const uint8_t *b, struct blk_mq_msg *m, char *err,
 	m->domain = get_le64(b + 24);
 	if (m->acked != BLK_MQ_T_SETUP && m->acked != BLK_MQ_T_STOP &&
 	    m->acked != BLK_MQ_T_UPDATE)
-		return bad(err, errlen, "ACK of message type %u", m->acked);
+		return errf_fail(err, errlen,
+				 "ACK of message type %u", m->acked);
 	if (m->status > BLK_MQ_ERROR || b[10] > 1 || b[11] > 1 ||
-	    !zero(b + 19, 5))
-		return bad(err, errlen, "ACK with status %u or reserved bits "
-			   "set", m->status);
+	    !all_zero(b + 19, 5))
+		return errf_fail(err, errlen,
+				 "ACK with status %u or reserved bits "
+				 "set", m->status);
 	return 0;
 }
 
@@ -250,21 +229,22 @@ int blk_mq__decode(unsigned type, const void *payload, size_t len,
 	memset(m, 0, sizeof(*m));
 	m->type = type;
 	if (fixed < 0)
-		return bad(err, errlen, "unknown virtio-blk queue message "
-			   "type %u", type);
+		return errf_fail(err, errlen,
+				 "unknown virtio-blk queue message "
+				 "type %u", type);
 	if (!b || len < (size_t)fixed)
-		return bad(err, errlen, "%s of %zu bytes",
-			   blk_mq__type_name(type), len);
+		return errf_fail(err, errlen, "%s of %zu bytes",
+				 blk_mq__type_name(type), len);
 	m->drive = b[0];
 	m->queue = b[1];
 	m->flags = get_le16(b + 2);
 	m->seq = get_le32(b + 4);
 	if (m->drive >= BLK_MQ_MAX_DRIVES || m->queue >= BLK_MQ_MAX_QUEUES)
-		return bad(err, errlen, "%s for drive %u queue %u",
-			   blk_mq__type_name(type), m->drive, m->queue);
+		return errf_fail(err, errlen, "%s for drive %u queue %u",
+				 blk_mq__type_name(type), m->drive, m->queue);
 	if ((m->flags & ~FLAGS_ALL) || (m->flags && !has_flags(type)))
-		return bad(err, errlen, "%s with flags 0x%x",
-			   blk_mq__type_name(type), m->flags);
+		return errf_fail(err, errlen, "%s with flags 0x%x",
+				 blk_mq__type_name(type), m->flags);
 	if (type == BLK_MQ_T_SETUP)
 		tlen = b[89];
 	else if (type == BLK_MQ_T_ACK)
@@ -272,11 +252,11 @@ int blk_mq__decode(unsigned type, const void *payload, size_t len,
 	else if (type == BLK_MQ_T_BROKEN)
 		tlen = b[8];
 	if (tlen > BLK_MQ_TEXT_MAX || len != (size_t)fixed + tlen)
-		return bad(err, errlen, "%s of %zu bytes (text of %zu)",
-			   blk_mq__type_name(type), len, tlen);
+		return errf_fail(err, errlen, "%s of %zu bytes (text of %zu)",
+				 blk_mq__type_name(type), len, tlen);
 	if (!text_ok((const char *)b + fixed, tlen))
-		return bad(err, errlen, "%s with unprintable text",
-			   blk_mq__type_name(type));
+		return errf_fail(err, errlen, "%s with unprintable text",
+				 blk_mq__type_name(type));
 	memcpy(m->text, b + fixed, tlen);
 	m->text[tlen] = '\0';
 	switch (type) {
@@ -288,17 +268,20 @@ int blk_mq__decode(unsigned type, const void *payload, size_t len,
 		m->msi_addr = get_le64(b + 8);
 		m->notify = get_le64(b + 16);
 		m->msi_data = get_le32(b + 24);
-		if (!zero(b + 28, 4))
-			return bad(err, errlen, "UPDATE with reserved bits set");
+		if (!all_zero(b + 28, 4))
+			return errf_fail(err, errlen,
+					 "UPDATE with reserved bits set");
 		return 0;
 	case BLK_MQ_T_BROKEN:
-		if (!zero(b + 9, 7))
-			return bad(err, errlen, "BROKEN with reserved bits set");
+		if (!all_zero(b + 9, 7))
+			return errf_fail(err, errlen,
+					 "BROKEN with reserved bits set");
 		return 0;
 	case BLK_MQ_T_FLUSHED:
 		m->status = b[8];
-		if (b[8] > 1 || !zero(b + 9, 7))
-			return bad(err, errlen, "FLUSHED with status %u", b[8]);
+		if (b[8] > 1 || !all_zero(b + 9, 7))
+			return errf_fail(err, errlen,
+					 "FLUSHED with status %u", b[8]);
 		return 0;
 	default:
 		return 0;
