@@ -50,8 +50,9 @@ int dsm__fault(struct dsm_node *n, uint64_t page, bool is_write,
 
 	if (allows(acc, is_write)) {
 		/* Map writable on a read too: saves the write fault that
-		 * usually follows. */
-		dsm__map_local(n, page, acc == DSM_ACC_MODIFIED, out);
+		 * usually follows (unless writes are tracked). */
+		dsm__map_local(n, page, acc == DSM_ACC_MODIFIED &&
+				   (is_write || !n->track_writes), out);
 		n->ctr.local_faults++;
 		return 0;
 	}

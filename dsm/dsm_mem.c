@@ -389,6 +389,7 @@ struct dsm_mem *dsm_mem__create(const struct dsm_mem_config *cfg, char *err,
 		.nr_nodes = cfg->nr_nodes, .self = cfg->self,
 		.nr_pages = dm->nr_pages, .home_of = page_home, .ctx = dm,
 		.max_requests = dm->cfg.max_requests,
+		.track_writes = cfg->track_writes,
 	};
 
 	dm->node = dsm__new(&dc, err, errlen);

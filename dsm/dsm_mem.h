@@ -99,6 +99,8 @@ struct dsm_mem_config {
 	 * honoured (dsm_mem_hold.c); 0 honours at once.  Read copies are
 	 * never held.  <= DSM_MEM_MAX_HOLD_US. */
 	unsigned hold_us;
+	/* dsm_config.track_writes: same on every node. */
+	bool track_writes;
 };
 
 /* Counters.  `core` holds the protocol core's own (messages sent/received

@@ -448,6 +448,7 @@ struct dsm_node *dsm__new(const struct dsm_config *cfg, char *err,
 	}
 	n->self = cfg->self;
 	n->nr_nodes = cfg->nr_nodes;
+	n->track_writes = cfg->track_writes;
 	n->nr_pages = cfg->nr_pages;
 	n->home_of = cfg->home_of;
 	n->ctx = cfg->ctx;

@@ -123,6 +123,11 @@ struct dsm_config {
 	unsigned (*home_of)(void *ctx, uint64_t page);
 	void *ctx;
 	unsigned max_requests;	/* 1..DSM_MAX_REQUESTS, same everywhere */
+	/* A read fault on a page this node may write maps it read-only, so
+	 * the first write after a read faults too (no message: the node
+	 * already has write access).  Tracks writes; the cluster bench's
+	 * floor for an upgrade is this local write-protect fault. */
+	bool track_writes;
 };
 
 struct dsm_counters {
@@ -270,6 +275,7 @@ struct dsm_node {
 	uint64_t nr_runs;
 	struct dsm_req *req;		/* [max_requests] */
 	uint32_t max_requests;
+	bool track_writes;
 	uint32_t req_free;
 	uint32_t req_used;
 	uint32_t next_txn;

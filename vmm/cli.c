@@ -130,6 +130,9 @@ static const char help_text[] =
 "                       (0 to 1000000; default "
 	KRG_STR(DSM_MEM_DEFAULT_HOLD_US) ", " KRG_STR(DSM_MEM_PVM_HOLD_US)
 	" with the PVM profile)\n"
+"  --dsm-track-writes   a read fault maps the page read-only even where the\n"
+"                       node may write, so the first write faults too\n"
+"                       (measurements; see bench/README.md)\n"
 "  --cluster-key FILE   the key shared with the agents of --nodes (at\n"
 "                       least 32 bytes, raw or hex, mode 0600); it\n"
 "                       authenticates nodes, it does not encrypt\n"
@@ -154,7 +157,7 @@ static const char help_text[] =
 "                       serial, nographic, display, on-reset, debug-io,\n"
 "                       drive (repeatable), nic, netdev, device,\n"
 "                       nodes, local-nodes, cluster-key, stats, numa,\n"
-"                       dsm-hold-us, pvm-profile,\n"
+"                       dsm-hold-us, dsm-track-writes, pvm-profile,\n"
 "                       save-after,\n"
 "                       save-to, restore.  Relative paths are relative to\n"
 "                       the file's directory (see configs/README.md)\n"

@@ -269,6 +269,7 @@ int machine__setup_cluster(struct machine *m, const struct machine_node *node,
 		.send = dsm_send,
 		.fatal = dsm_fatal,
 		.ctx = m,
+		.track_writes = m->cfg->dsm_track_writes,
 		.hold_us = m->cfg->dsm_hold_us >= 0
 				   ? (unsigned)m->cfg->dsm_hold_us
 			   : m->pvm_profile ? DSM_MEM_PVM_HOLD_US

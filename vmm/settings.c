@@ -414,6 +414,13 @@ static int set_nographic(struct vm_config *cfg, const char *v,
 	return bool_value("nographic", v, &cfg->nographic, err, errlen);
 }
 
+static int set_dsm_track_writes(struct vm_config *cfg, const char *v,
+				const char *base, char *err, size_t errlen)
+{
+	return bool_value("dsm-track-writes", v, &cfg->dsm_track_writes, err,
+			  errlen);
+}
+
 static int set_debug_io(struct vm_config *cfg, const char *v,
 			const char *base, char *err, size_t errlen)
 {
@@ -587,6 +594,8 @@ static const struct setting table[] = {
 	{ "stats", "stats", NULL, set_stats, SETTING_FLAG, NULL },
 	{ "numa", "numa", "MODE", set_numa, 0, NULL },
 	{ "dsm-hold-us", "dsm-hold-us", "US", set_dsm_hold, 0, NULL },
+	{ "dsm-track-writes", "dsm-track-writes", NULL, set_dsm_track_writes,
+	  SETTING_FLAG, NULL },
 	{ "pvm-profile", "pvm-profile", "MODE", set_pvm_profile, 0, NULL },
 	{ "save-after", "save-after", "MS", set_save_after, 0, NULL },
 	{ "save-to", "save-to", "FILE", set_save_to, 0, NULL },

@@ -52,6 +52,9 @@ struct vm_config {
 	/* --dsm-hold-us N: minimum time a node keeps a page it just got;
 	 * -1 = the default for the host (see machine_cluster.c). */
 	int32_t dsm_hold_us;
+	/* --dsm-track-writes: the first write after a read faults too (the
+	 * cluster bench's local write-protect fault). */
+	bool dsm_track_writes;
 	/* -drive, in order: drive i is virtio-blk i in PCI slot 2 + i. */
 	unsigned nr_drives;
 	struct drive_opts drives[VM_MAX_DRIVES];

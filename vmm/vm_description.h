@@ -18,7 +18,7 @@
 #include "vmm/numa_layout.h"
 #include "vmm/vm_config.h"
 
-#define VM_DESCRIPTION_VERSION 2
+#define VM_DESCRIPTION_VERSION 3
 #define VM_DESCRIPTION_MAX_CPUID 256
 
 struct vm_description {

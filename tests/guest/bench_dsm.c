@@ -282,6 +282,10 @@ static void dsm_cpu1(const struct dsm_plan *p)
 	report("dsm-local-write", p->n);
 	timed_reads(p->local, p->n, false);
 	report("dsm-mapped-read", p->n);
+	/* Read-only while the VMM tracks writes (--dsm-track-writes): a
+	 * local write-protect fault, the upgrade's floor; else no fault. */
+	timed_writes(p->local, p->n);
+	report("dsm-local-upgrade", p->n);
 	timed_reads(p->remote, p->n, true);
 	report("dsm-remote-read", p->n);
 	timed_writes(p->remote, p->n);

@@ -206,6 +206,31 @@ START_TEST(test_local_first_touch)
 }
 END_TEST
 
+/* track_writes: a read maps read-only even with write access, and the
+ * write that follows faults and is granted locally, without a message. */
+START_TEST(test_track_writes)
+{
+	setup(2);
+	for (unsigned i = 0; i < T.nodes; i++)
+		T.n[i]->track_writes = true;
+	ck_assert_int_eq(fault(0, 0, false), 0);
+	ck_assert_uint_eq(T.out.n, 1);
+	ck_assert_uint_eq(act(0)->type, DSM_ACT_MAP_LOCAL);
+	ck_assert(!act(0)->writable);
+	ck_assert_int_eq(dsm__access(T.n[0], 0), DSM_ACC_MODIFIED);
+	ck_assert_int_eq(fault(0, 0, true), 0);
+	ck_assert_uint_eq(T.out.n, 1);
+	ck_assert_uint_eq(act(0)->type, DSM_ACT_MAP_LOCAL);
+	ck_assert(act(0)->writable);
+	/* A write fault on an untouched page still maps writable. */
+	ck_assert_int_eq(fault(0, 1, true), 0);
+	ck_assert(act(0)->writable);
+	ck_assert_uint_eq(T.sent, 0);
+	ck_assert_uint_eq(dsm__counters(T.n[0])->local_faults, 3);
+	teardown();
+}
+END_TEST
+
 START_TEST(test_remote_read_one_round_trip)
 {
 	setup(2);
@@ -909,6 +934,7 @@ static Suite *dsm_suite(void)
 	TCase *tc = tcase_create("flows");
 
 	tcase_add_test(tc, test_local_first_touch);
+	tcase_add_test(tc, test_track_writes);
 	tcase_add_test(tc, test_remote_read_one_round_trip);
 	tcase_add_test(tc, test_remote_write_one_round_trip);
 	tcase_add_test(tc, test_write_invalidates_sharers);
