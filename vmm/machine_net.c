@@ -61,8 +61,10 @@ static int add_function(struct machine *m, struct virtio_pci *vp,
 			const char *what, char *err, size_t errlen)
 {
 	struct virtio_pci_env env = {
-		.irq = m->irq,
-		.intx_gsi = MACHINE_PCI_INTX_GSI0 + slot % 4,
+		/* INTx through the PIRQ router, on the pin the ACPI _PRT
+		 * (and SeaBIOS) assign this slot. */
+		.irq = pci_host__intx_sink(m->pci),
+		.intx_gsi = PCI_PIRQ_GSI0 + pci_host__intx_pirq(slot, 0),
 		.msi = { msi_send, m },
 		.window = machine__pci_window(m),
 	};
