@@ -23,7 +23,7 @@
 #   KRG_IMAGE_MEM        guest MiB (default 512)
 #   KRG_IMAGE_NODES      local nodes (default 1; N > 1 also gives N vCPUs)
 #   KRG_IMAGE_SMP        vCPUs (default: the node count)
-#   KRG_IMAGE_APPEND     kernel command line (the VMM adds the PVM switches)
+#   KRG_IMAGE_APPEND     kernel command line (the VMM adds the PVM CPU switches)
 #   KRG_IMAGE_QEMU=0     skip the QEMU TCG reference boot
 #   KRG_IMAGE_NICE       nice level of the krg-vmm run (default 10)
 #   KRG_IMAGE_WORK       work directory (default tests/image/work)
@@ -44,7 +44,9 @@ nice_level=${KRG_IMAGE_NICE:-10}
 for v in tmo mem nodes smp nice_level; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || img_die "bad value '${!v}' for $v"
 done
-append=${KRG_IMAGE_APPEND:-root=/dev/vda1 ro console=ttyS0 quiet systemd.show_status=error}
+# cryptomgr.notests=1: see build-image.sh (the PVM profile adds the CPU
+# switches itself, not this one).
+append=${KRG_IMAGE_APPEND:-root=/dev/vda1 ro console=ttyS0 quiet systemd.show_status=error cryptomgr.notests=1}
 work=${KRG_IMAGE_WORK:-$here/work}
 mkdir -p "$work"
 
@@ -96,7 +98,7 @@ trap - EXIT
 state=$(img_state "$log")
 line="smp=$smp nodes=$nodes krg-vmm: $IMG_OUTCOME after ${IMG_ELAPSED}s"
 [[ -z $state ]] || line+=", system-running=$state"
-if [[ -n $qemu_time ]]; then
+if [[ -n $qemu_time && $IMG_OUTCOME == booted ]]; then
 	line+=" (qemu-tcg ${qemu_time}s, x$(awk -v a="$IMG_ELAPSED" -v b="$qemu_time" 'BEGIN { printf "%.0f", a / b }'))"
 fi
 out "$line"
