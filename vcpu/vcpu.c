@@ -570,6 +570,11 @@ static void *vcpu_thread(void *arg)
 			}
 			v->state = VCPU_STATE_RUNNING;
 		}
+		if (atomic_exchange(&v->sysfix_pending, false) &&
+		    pvm_syscall__arm(v) < 0)
+			machine__request_stop(v->m, KRG_EXIT_FAILURE,
+					      "vCPU %u: placing the syscall fix: %s",
+					      v->index, strerror(errno));
 		atomic_store(&v->kicked, false);
 		inject_pending(v);
 		pv_eoi_offer(v);

@@ -74,6 +74,7 @@ struct vcpu {
 	uint8_t *pv_eoi_flag;
 
 	struct pvm_syscall_fix sysfix; /* PVM hosts only */
+	atomic_bool sysfix_pending;    /* place it before the next KVM_RUN */
 	struct vcpu_stats stats;
 };
 

@@ -198,11 +198,11 @@ int vcpu_blob__load(struct vcpu *v, const uint8_t *blob, size_t len,
 	v->sysfix.armed = false;
 	v->sysfix.stepping = false;
 	v->sysfix.gp_handler = v->sysfix.pf_handler = UINT64_MAX;
-	if (pvm_syscall__arm(v) < 0) {
-		snprintf(err, errlen, "vCPU %u: placing the syscall fix: %s",
-			 v->index, strerror(errno));
-		goto out;
-	}
+	/* Placing them reads the guest's IDT through its page tables, which
+	 * in a cluster may be homed on a node not serving pages yet (a
+	 * restore loads vCPUs before the other nodes start): the vCPU's own
+	 * thread does it before it next enters the guest. */
+	atomic_store(&v->sysfix_pending, true);
 	if (extra)
 		*extra = p->x;
 	rc = 0;
