@@ -456,12 +456,32 @@ out:
 	return rc;
 }
 
+/* A host whose KVM cannot set the guest TSC (PVM: the guest's TSC is the
+ * host's) resumes the guest with the time since the checkpoint already
+ * passed: Linux then reports RCU stalls and soft lockups, and the guest's
+ * own timeouts may fire.  Say so once, with the size of the jump. */
+static void note_tsc_jump(struct machine *m, unsigned i,
+			  const struct vcpu_blob_extra *x, bool *told)
+{
+	uint64_t now = vcpu__guest_tsc(m->vcpus[i]);
+
+	if (*told || !m->tsc_hz || now <= x->guest_tsc ||
+	    now - x->guest_tsc < m->tsc_hz)
+		return;
+	*told = true;
+	machine__log(m, "this host cannot set the guest TSC back (PVM?): the "
+		     "guest sees %.1f s pass since its checkpoint",
+		     (double)(now - x->guest_tsc) / (double)m->tsc_hz);
+}
+
 int ckpt__restore_cpus(struct machine *m, const char *dir, char *err,
 		       size_t errlen)
 {
 	struct ckpt_manifest *mf = malloc(sizeof(*mf));
 	uint8_t *blob[VM_MAX_NODES] = { 0 };
 	struct state_reader *r[VM_MAX_NODES] = { 0 };
+	struct vcpu_blob_extra x;
+	bool told = false;
 	int rc = -1;
 
 	if (!mf) {
@@ -497,8 +517,9 @@ int ckpt__restore_cpus(struct machine *m, const char *dir, char *err,
 		}
 		/* The guest's time stood still while it was saved. */
 		if (vcpu_blob__load(m->vcpus[i], data, len,
-				    VCPU_BLOB_TSC_SAVED, NULL, err, errlen) < 0)
+				    VCPU_BLOB_TSC_SAVED, &x, err, errlen) < 0)
 			goto out;
+		note_tsc_jump(m, i, &x, &told);
 	}
 	rc = 0;
 out:
