@@ -10,13 +10,10 @@
 #include <linux/kvm.h>
 #include <Zydis/Zydis.h>
 
+#include "vcpu/emulate_priv.h"
+
 #define ARITH_FLAGS (EMU_RFLAGS_CF | EMU_RFLAGS_PF | EMU_RFLAGS_AF | \
 		     EMU_RFLAGS_ZF | EMU_RFLAGS_SF | EMU_RFLAGS_OF)
-
-struct decoded {
-	ZydisDecodedInstruction insn;
-	ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
-};
 
 const char *emulate__mode_name(enum emu_cpu_mode mode)
 {
@@ -141,10 +138,7 @@ void emulate__format(const uint8_t *bytes, size_t len, enum emu_cpu_mode mode,
 	snprintf(buf, size, "(bad: %s)", hex);
 }
 
-static int refuse(struct emu_action *out, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int refuse(struct emu_action *out, const char *fmt, ...)
+int emulate__refuse(struct emu_action *out, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -157,7 +151,7 @@ static int refuse(struct emu_action *out, const char *fmt, ...)
 
 /* Where the instruction after this one starts: IP wraps with the code
  * segment's size outside 64-bit mode. */
-static uint64_t next_ip(const struct emu_regs *regs, unsigned len)
+uint64_t emulate__next_ip(const struct emu_regs *regs, unsigned len)
 {
 	uint64_t ip = regs->rip + len;
 
@@ -172,7 +166,7 @@ static uint64_t next_ip(const struct emu_regs *regs, unsigned len)
 	}
 }
 
-static uint64_t width_mask(unsigned bits)
+uint64_t emulate__width_mask(unsigned bits)
 {
 	return bits >= 64 ? ~0ull : (1ull << bits) - 1;
 }
@@ -193,14 +187,14 @@ static int reg_value(const struct emu_regs *regs, const struct decoded *d,
 	case ZYDIS_REGCLASS_IP:
 		bits = reg == ZYDIS_REGISTER_RIP ? 64 :
 		       reg == ZYDIS_REGISTER_EIP ? 32 : 16;
-		*val = (regs->rip + d->insn.length) & width_mask(bits);
+		*val = (regs->rip + d->insn.length) & emulate__width_mask(bits);
 		return 0;
 	default:
 		return -1;
 	}
 	if (id < 0 || id >= EMU_NR_GPRS)
 		return -1;
-	*val = regs->gpr[id] & width_mask(bits);
+	*val = regs->gpr[id] & emulate__width_mask(bits);
 	return 0;
 }
 
@@ -230,25 +224,25 @@ static int linear_address(const struct emu_regs *regs, const struct decoded *d,
 	uint64_t base = 0, index = 0, off;
 
 	if (op->mem.type != ZYDIS_MEMOP_TYPE_MEM)
-		return refuse(out, "%s: unsupported memory operand kind",
+		return emulate__refuse(out, "%s: unsupported memory operand kind",
 			      out->text);
 	if ((op->mem.base != ZYDIS_REGISTER_NONE &&
 	     reg_value(regs, d, op->mem.base, &base)) ||
 	    (op->mem.index != ZYDIS_REGISTER_NONE &&
 	     reg_value(regs, d, op->mem.index, &index)))
-		return refuse(out, "%s: unsupported address register",
+		return emulate__refuse(out, "%s: unsupported address register",
 			      out->text);
 	off = base + index * op->mem.scale + (uint64_t)op->mem.disp.value;
-	off &= width_mask(d->insn.address_width);
+	off &= emulate__width_mask(d->insn.address_width);
 	*gva = segment_base(regs, op->mem.segment) + off;
 	if (regs->mode != EMU_MODE_LONG64)
 		*gva &= 0xffffffffull;
 	return 0;
 }
 
-static int source_value(const struct emu_regs *regs, const struct decoded *d,
-			const struct emu_env *env, uint64_t *val,
-			struct emu_action *out)
+int emulate__source_value(const struct emu_regs *regs, const struct decoded *d,
+			  const struct emu_env *env, uint64_t *val,
+			  struct emu_action *out)
 {
 	const ZydisDecodedOperand *src = &d->ops[1];
 	uint8_t buf[8] = { 0 };
@@ -257,19 +251,19 @@ static int source_value(const struct emu_regs *regs, const struct decoded *d,
 
 	if (src->type == ZYDIS_OPERAND_TYPE_REGISTER) {
 		if (reg_value(regs, d, src->reg.value, val))
-			return refuse(out, "%s: unexpected source register",
+			return emulate__refuse(out, "%s: unexpected source register",
 				      out->text);
 		return 0;
 	}
 	if (src->type != ZYDIS_OPERAND_TYPE_MEMORY || len < 2 || len > 8)
-		return refuse(out, "%s: unexpected source operand", out->text);
+		return emulate__refuse(out, "%s: unexpected source operand", out->text);
 	if (linear_address(regs, d, src, &gva, out))
 		return -1;
 	if (!env || !env->read_guest)
-		return refuse(out, "%s: memory source at %#llx and no guest "
+		return emulate__refuse(out, "%s: memory source at %#llx and no guest "
 			      "memory reader", out->text, (unsigned long long)gva);
 	if (env->read_guest(env->ctx, gva, buf, len))
-		return refuse(out, "%s: cannot read %u bytes at guest address "
+		return emulate__refuse(out, "%s: cannot read %u bytes at guest address "
 			      "%#llx (a #PF is not injected)", out->text, len,
 			      (unsigned long long)gva);
 	memcpy(val, buf, sizeof(*val)); /* little endian, upper bytes 0 */
@@ -296,10 +290,10 @@ static int complete_bitcount(struct emu_regs *regs, const struct decoded *d,
 	    (cls != ZYDIS_REGCLASS_GPR16 && cls != ZYDIS_REGCLASS_GPR32 &&
 	     cls != ZYDIS_REGCLASS_GPR64) || id < 0 || id >= EMU_NR_GPRS ||
 	    (width != 16 && width != 32 && width != 64))
-		return refuse(out, "%s: unexpected destination", out->text);
-	if (source_value(regs, d, env, &val, out))
+		return emulate__refuse(out, "%s: unexpected destination", out->text);
+	if (emulate__source_value(regs, d, env, &val, out))
 		return -1;
-	val &= width_mask(width);
+	val &= emulate__width_mask(width);
 
 	if (d->insn.mnemonic == ZYDIS_MNEMONIC_POPCNT) {
 		result = (uint64_t)__builtin_popcountll(val);
@@ -324,7 +318,7 @@ static int complete_bitcount(struct emu_regs *regs, const struct decoded *d,
 	else
 		regs->gpr[id] = result;
 	regs->rflags = flags;
-	regs->rip = next_ip(regs, d->insn.length);
+	regs->rip = emulate__next_ip(regs, d->insn.length);
 	out->kind = EMU_DONE;
 	return 0;
 }
@@ -336,7 +330,7 @@ static int complete_bitcount(struct emu_regs *regs, const struct decoded *d,
 static int complete_trap(struct emu_regs *regs, const struct decoded *d,
 			 uint8_t vector, struct emu_action *out)
 {
-	regs->rip = next_ip(regs, d->insn.length);
+	regs->rip = emulate__next_ip(regs, d->insn.length);
 	out->vector = vector;
 	out->kind = regs->mode == EMU_MODE_REAL ? EMU_INJECT_SOFT_INT :
 						  EMU_INJECT_EXCEPTION;
@@ -351,26 +345,29 @@ static int complete_decoded(struct emu_regs *regs, const struct decoded *d,
 		return complete_trap(regs, d, 3, out);
 	case ZYDIS_MNEMONIC_INTO:
 		if (regs->mode == EMU_MODE_LONG64)
-			return refuse(out, "into is invalid in 64-bit mode (#UD)");
+			return emulate__refuse(out, "into is invalid in 64-bit mode (#UD)");
 		if (regs->rflags & EMU_RFLAGS_OF)
 			return complete_trap(regs, d, 4, out);
-		regs->rip = next_ip(regs, d->insn.length);
+		regs->rip = emulate__next_ip(regs, d->insn.length);
 		out->kind = EMU_DONE;
 		return 0;
 	case ZYDIS_MNEMONIC_INT:
 		if (regs->mode == EMU_MODE_VM86)
-			return refuse(out, "%s in virtual-8086 mode: IOPL and "
+			return emulate__refuse(out, "%s in virtual-8086 mode: IOPL and "
 				      "VME redirection are not modelled", out->text);
 		if (d->ops[0].type != ZYDIS_OPERAND_TYPE_IMMEDIATE)
-			return refuse(out, "%s: no vector operand", out->text);
+			return emulate__refuse(out, "%s: no vector operand", out->text);
 		out->vector = (uint8_t)d->ops[0].imm.value.u;
-		regs->rip = next_ip(regs, d->insn.length);
+		regs->rip = emulate__next_ip(regs, d->insn.length);
 		out->kind = EMU_INJECT_SOFT_INT;
 		return 0;
 	case ZYDIS_MNEMONIC_POPCNT:
 	case ZYDIS_MNEMONIC_LZCNT:
 	case ZYDIS_MNEMONIC_TZCNT:
 		return complete_bitcount(regs, d, env, out);
+	case ZYDIS_MNEMONIC_LSL:
+	case ZYDIS_MNEMONIC_LAR:
+		return emulate__complete_lsl_lar(regs, d, env, out);
 	case ZYDIS_MNEMONIC_FWAIT:
 		/* #NM when CR0.MP and CR0.TS, else #MF while an unmasked x87
 		 * exception is pending (FSW.ES), else nothing: both are
@@ -385,7 +382,7 @@ static int complete_decoded(struct emu_regs *regs, const struct decoded *d,
 			out->kind = EMU_INJECT_EXCEPTION;
 			return 0;
 		}
-		regs->rip = next_ip(regs, d->insn.length);
+		regs->rip = emulate__next_ip(regs, d->insn.length);
 		out->kind = EMU_DONE;
 		return 0;
 	case ZYDIS_MNEMONIC_CLAC:
@@ -393,16 +390,16 @@ static int complete_decoded(struct emu_regs *regs, const struct decoded *d,
 		/* SMAP's user-access window: only EFLAGS.AC changes.  Outside
 		 * CPL0 the CPU raises #UD, which we leave to a report. */
 		if (regs->cpl != 0)
-			return refuse(out, "%s outside ring 0 (#UD)", out->text);
+			return emulate__refuse(out, "%s outside ring 0 (#UD)", out->text);
 		if (d->insn.mnemonic == ZYDIS_MNEMONIC_CLAC)
 			regs->rflags &= ~EMU_RFLAGS_AC;
 		else
 			regs->rflags |= EMU_RFLAGS_AC;
-		regs->rip = next_ip(regs, d->insn.length);
+		regs->rip = emulate__next_ip(regs, d->insn.length);
 		out->kind = EMU_DONE;
 		return 0;
 	default:
-		return refuse(out, "KVM could not emulate %s and krg-vmm does "
+		return emulate__refuse(out, "KVM could not emulate %s and krg-vmm does "
 			      "not complete it: %s (%s mode)", out->mnemonic,
 			      out->text, emulate__mode_name(regs->mode));
 	}
@@ -443,7 +440,7 @@ int emulate__complete(const uint8_t *bytes, size_t len, struct emu_regs *regs,
 		return -1;
 	memset(out, 0, sizeof(*out));
 	if (!regs)
-		return refuse(out, "no register state");
+		return emulate__refuse(out, "no register state");
 	if (!bytes)
 		len = 0;
 	st = decode(bytes, len, regs->mode, env, &d);
@@ -461,12 +458,12 @@ int emulate__complete(const uint8_t *bytes, size_t len, struct emu_regs *regs,
 		hex_bytes(bytes, len, hex, sizeof(hex));
 		snprintf(out->text, sizeof(out->text), "(bad: %s)", hex);
 		if (!len)
-			return refuse(out, "no instruction bytes (KVM sent none "
+			return emulate__refuse(out, "no instruction bytes (KVM sent none "
 				      "and CS:RIP could not be read)");
 		if (regs->mode == EMU_MODE_LONG64 && bytes[0] == 0xce)
-			return refuse(out, "into is invalid in 64-bit mode "
+			return emulate__refuse(out, "into is invalid in 64-bit mode "
 				      "(#UD): %s", hex);
-		return refuse(out, "cannot decode instruction in %s mode, %s: %s",
+		return emulate__refuse(out, "cannot decode instruction in %s mode, %s: %s",
 			      emulate__mode_name(regs->mode),
 			      zydis_status_text(st), hex);
 	}
@@ -529,6 +526,11 @@ void emulate__regs_from_kvm(const struct kvm_regs *k,
 	regs->cr0 = s->cr0;
 	regs->fs_base = s->fs.base;
 	regs->gs_base = s->gs.base;
+	regs->gdt_base = s->gdt.base;
+	regs->gdt_limit = s->gdt.limit;
+	regs->ldt_base = s->ldt.base;
+	regs->ldt_limit = s->ldt.limit;
+	regs->ldt_usable = s->ldt.present && !s->ldt.unusable;
 	regs->mode = emulate__cpu_mode(s->cr0, s->efer, k->rflags, s->cs.l,
 				       s->cs.db);
 }

@@ -12,6 +12,8 @@
  *   into         (not in 64-bit mode, where it is #UD and refused)
  *                OF=1: RIP += len, inject #OF (4); OF=0: RIP += len
  *   popcnt, lzcnt, tzcnt  r16/r32/r64 from a register or memory source
+ *   lsl, lar     the descriptor read through the GDT or LDT (Linux's NMI
+ *                entry finds its CPU number with lsl); ZF as the SDM says
  *
  * Everything else is refused with the Zydis mnemonic and disassembly.
  * BSWAP, BSF and BSR are left to KVM, whose emulator has them (measured).
@@ -86,6 +88,10 @@ struct emu_regs {
 	/* Segment bases from KVM_GET_SREGS; in 64-bit mode only FS and GS
 	 * are used, as the CPU does. */
 	uint64_t fs_base, gs_base, cs_base, ds_base, es_base, ss_base;
+	/* The descriptor tables, for LSL and LAR. */
+	uint64_t gdt_base, ldt_base;
+	uint32_t gdt_limit, ldt_limit;
+	bool ldt_usable;
 	enum emu_cpu_mode mode;
 	uint8_t cpl; /* current privilege level (CS.DPL as KVM reports it) */
 	uint64_t cr0;    /* for fwait: MP and TS */

@@ -109,6 +109,13 @@
 #define FB_CLAC_FL	32	/* RFLAGS after clac */
 #define FB_FWAIT	33	/* 1 once the instruction after fwait ran */
 #define FB_DONE		34	/* 0x600d when k_fallback reached its end */
+/* fb_segments(out): lsl and lar (Linux's NMI entry reads its CPU number
+ * with lsl); RAX preset to ~0 before each, ZF of each in FB_SEG_ZF. */
+#define FB_SEG_LSL_UDATA 35	/* lsl of SEL_UDATA | 3 */
+#define FB_SEG_LSL_TSS	36	/* lsl of SEL_TSS0 (DPL 0) */
+#define FB_SEG_LSL_NULL	37	/* lsl of the null selector */
+#define FB_SEG_LAR_KCODE 38	/* lar of SEL_KCODE (DPL 0) */
+#define FB_SEG_ZF	39	/* bit n: ZF after case n of the four */
 #define FB_SLOTS	40
 
 /* How user mode enters the kernel for a service (cmdline sysc=). */

@@ -80,11 +80,40 @@ fb_bitcount:
 	STORE 11
 	ret
 
+/* One lsl/lar case: RAX preset to ~0, the selector in ECX, ZF into bit
+ * \bit of R9. */
+.macro SEGCASE insn, sel, slot, bit
+	movq $-1, %rax
+	movl $\sel, %ecx
+	\insn %rcx, %rax
+	pushfq
+	popq %rdx
+	movq %rax, \slot * 8(%rdi)
+	shrq $6, %rdx
+	andq $1, %rdx
+	shlq $\bit, %rdx
+	orq %rdx, %r9
+.endm
+
+/* fb_segments(out): lsl and lar of four selectors.  Callable from both
+ * modes (user mode runs it natively: the DPL 0 ones give ZF=0 there);
+ * clobbers rax, rcx, rdx, r9 only. */
+	.globl fb_segments
+fb_segments:
+	xorl %r9d, %r9d
+	SEGCASE lsl, SEL_UDATA | 3, FB_SEG_LSL_UDATA, 0
+	SEGCASE lsl, SEL_TSS0, FB_SEG_LSL_TSS, 1
+	SEGCASE lsl, 0, FB_SEG_LSL_NULL, 2
+	SEGCASE lar, SEL_KCODE, FB_SEG_LAR_KCODE, 3
+	movq %r9, FB_SEG_ZF * 8(%rdi)
+	ret
+
 /* k_fallback(out, smap): SYS_FALLBACK, at CPL0 with IF=0. */
 	.globl k_fallback
 k_fallback:
 	movq %rsi, %r8
 	call fb_bitcount
+	call fb_segments
 	movq %rdi, fb_out(%rip)
 
 	/* int3: a trap, so the #BP frame must hold the next instruction. */

@@ -79,6 +79,7 @@ void syscall_entry(void);
 /* kchecks.S; fb_in (test_fallback.c) holds the bit-count cases' inputs. */
 extern uint64_t fb_in[2 * FB_NBITS];
 void fb_bitcount(uint64_t *out);
+void fb_segments(uint64_t *out);
 void k_fallback(uint64_t *out, uint64_t smap);
 void k_triple_fault(void) __attribute__((noreturn));
 extern char k_triple_ud2[];

@@ -179,6 +179,46 @@ static void check_trap(const char *what, uint64_t rip, uint64_t want, uint64_t c
 	say("fallback: %s: the handler saw the next instruction, %lx: ok", what, rip);
 }
 
+extern uint64_t gdt[];
+
+/* lsl/lar in kernel mode (completed by krg-vmm on PVM) against what the
+ * guest's own GDT says: the accessed bit as the CPU left it, DPL 0
+ * descriptors visible at CPL 0.  User mode ran the same natively; on VT-x
+ * or TCG that reads the same GDT (and must hide DPL 0 descriptors), but
+ * PVM runs guest user mode on the host's GDT, so it is only reported. */
+static void check_segments(void)
+{
+	uint64_t tss = gdt[SEL_TSS0 / 8];
+	static const char *const what[4] = {
+		"lsl of the user data segment", "lsl of cpu 0's TSS",
+		"lsl of the null selector", "lar of the kernel code segment",
+	};
+	const unsigned slot[4] = { FB_SEG_LSL_UDATA, FB_SEG_LSL_TSS,
+				   FB_SEG_LSL_NULL, FB_SEG_LAR_KCODE };
+	const uint64_t kval[4] = {
+		0xffffffffull,	/* 0xfffff in 4 KiB units */
+		(tss & 0xffff) | ((tss >> 32) & 0xf0000), ~0ull,
+		(gdt[SEL_KCODE / 8] >> 32) & 0x00f0ff00,
+	};
+	const unsigned kzf[4] = { 1, 1, 0, 1 };
+
+	for (unsigned i = 0; i < 4; i++) {
+		uint64_t k = kout[slot[i]], u = uout[slot[i]];
+		unsigned kz = (kout[FB_SEG_ZF] >> i) & 1;
+		unsigned uz = (uout[FB_SEG_ZF] >> i) & 1;
+
+		if (k != kval[i] || kz != kzf[i]) {
+			say("fallback: MISMATCH: %s in kernel mode: %lx ZF %u, "
+			    "expected %lx ZF %u", what[i], k, kz, kval[i],
+			    kzf[i]);
+			mismatches++;
+			continue;
+		}
+		say("fallback: %s: %lx ZF %u in kernel mode: ok (user mode "
+		    "natively: %lx ZF %u)", what[i], k, kz, u, uz);
+	}
+}
+
 void test_fallback(unsigned cpu)
 {
 	uint32_t r[4], max;
@@ -206,10 +246,12 @@ void test_fallback(unsigned cpu)
 	    abm, bmi1, smap);
 
 	fb_bitcount(uout);
+	fb_segments(uout);
 	sys2(SYS_FALLBACK, (uint64_t)kout, smap);
 	if (kout[FB_DONE] != 0x600d)
 		fail("fallback: the kernel-mode checks did not reach their end");
 	check_bitcounts(abm, bmi1);
+	check_segments();
 	check_trap("int3 (#BP)", kout[FB_BP_RIP], kout[FB_BP_WANT], kout[FB_BP_CS]);
 	check_trap("int $0x41 (DPL0 gate)", kout[FB_SI_RIP], kout[FB_SI_WANT],
 		   kout[FB_SI_CS]);

@@ -47,6 +47,15 @@ if is_pvm; then
 			fail "$insn completed at 0x$vmm_rip, but the handler saw 0x$guest_rip (expected +$len)"
 		echo "  ok: krg-vmm completed $insn at 0x$vmm_rip; the guest's handler saw 0x$guest_rip"
 	done
+	# lsl (Linux's NMI entry) and lar: through the guest's GDT.
+	assert_log '^krg-vmm: fallback: completed lsl rax, ecx at RIP' "$log"
+	assert_log '^krg-vmm: fallback: completed lar rax, rcx at RIP' "$log"
+	for what in "lsl of the user data segment: ffffffff ZF 1" \
+		"lsl of cpu 0's TSS: [0-9a-f]+ ZF 1" \
+		"lsl of the null selector: ffffffffffffffff ZF 0" \
+		"lar of the kernel code segment: a09b00 ZF 1"; do
+		assert_log "^krg-test: fallback: $what in kernel mode: ok" "$log"
+	done
 	if grep -q '^krg-test: fallback: stac set RFLAGS.AC' "$log"; then
 		assert_log '^krg-vmm: fallback: completed (stac|clac) at RIP' "$log"
 	fi
@@ -62,4 +71,4 @@ else
 	refute_log '^krg-vmm: fallback: (completed|refused)' "$log"
 	[[ -n $(handler_rip 'int3 \(#BP\)') ]] || fail "no int3 handler line"
 fi
-pass "kernel-mode popcnt/lzcnt/tzcnt, int3, int \$0x41, clac/stac, fwait"
+pass "kernel-mode popcnt/lzcnt/tzcnt, lsl/lar, int3, int \$0x41, clac/stac, fwait"

@@ -401,6 +401,149 @@ END_TEST
 
 /* --- int3 / int n / into --- */
 
+/* --- lsl / lar through a GDT in fake memory --- */
+
+static const uint64_t test_gdt[] = {
+	0,
+	0x00af9b000000ffffull,	/* 0x08 kernel code, 64-bit */
+	0x00cf93000000ffffull,	/* 0x10 kernel data, 4 KiB units */
+	0x0000f30000001005ull,	/* 0x18 user data, limit = Linux's cpu 5, node 1 */
+	0x0000890000000067ull,	/* 0x20 64-bit TSS (available) */
+	0x00008c0000000000ull,	/* 0x28 call gate */
+	0x0000810000000067ull,	/* 0x30 16-bit TSS: no such thing in IA-32e */
+	0x00409f0000000fffull,	/* 0x38 conforming code, DPL 0 */
+};
+
+static struct emu_regs regs_gdt(struct fake_mem *m, struct emu_env *env)
+{
+	struct emu_regs r = regs64();
+
+	memset(m, 0, sizeof(*m));
+	m->base = 0x7000;
+	memcpy(m->data, test_gdt, sizeof(test_gdt));
+	*env = (struct emu_env){ fake_read, m, false, false };
+	r.gdt_base = 0x7000;
+	r.gdt_limit = sizeof(test_gdt) - 1;
+	r.rflags = 0x2;
+	return r;
+}
+
+/* lsl with the selector in ax: 1 if ZF came back set. */
+static int lsl_rax(struct emu_regs *r, struct emu_env *env, uint16_t sel)
+{
+	struct emu_action a;
+
+	r->gpr[EMU_RAX] = sel;
+	ck_assert_int_eq(RUN(r, env, &a, 0x48, 0x0f, 0x03, 0xc0), 0);
+	ck_assert_int_eq(a.kind, EMU_DONE);
+	ck_assert_str_eq(a.mnemonic, "lsl");
+	return !!(r->rflags & EMU_RFLAGS_ZF);
+}
+
+START_TEST(lsl_linux_cpunode)
+{
+	struct fake_mem m;
+	struct emu_env env;
+	struct emu_regs r = regs_gdt(&m, &env);
+	uint64_t rip = r.rip;
+
+	/* Linux's NMI entry: lsl rax, eax on __CPUNODE_SEG (RPL 3). */
+	ck_assert_int_eq(lsl_rax(&r, &env, 0x1b), 1);
+	ck_assert_uint_eq(r.gpr[EMU_RAX], 0x1005);
+	ck_assert_uint_eq(r.rip, rip + 4);
+	ck_assert_uint_eq(m.last_gva, 0x7018);
+	/* Page granular: the limit is scaled and zero-extended. */
+	ck_assert_int_eq(lsl_rax(&r, &env, 0x10), 1);
+	ck_assert_uint_eq(r.gpr[EMU_RAX], 0xffffffffull);
+	/* A TSS has a limit; a call gate has none for lsl. */
+	ck_assert_int_eq(lsl_rax(&r, &env, 0x20), 1);
+	ck_assert_uint_eq(r.gpr[EMU_RAX], 0x67);
+	ck_assert_int_eq(lsl_rax(&r, &env, 0x28), 0);
+	ck_assert_uint_eq(r.gpr[EMU_RAX], 0x28); /* unchanged */
+	ck_assert_int_eq(lsl_rax(&r, &env, 0x30), 0);
+	/* Null, past the GDT limit, an unusable LDT, RPL above DPL. */
+	ck_assert_int_eq(lsl_rax(&r, &env, 0x0), 0);
+	ck_assert_int_eq(lsl_rax(&r, &env, 0x3), 0);
+	ck_assert_int_eq(lsl_rax(&r, &env, 0x40), 0);
+	ck_assert_int_eq(lsl_rax(&r, &env, 0x0c), 0);
+	ck_assert_int_eq(lsl_rax(&r, &env, 0x13), 0);
+	/* Only ZF changes. */
+	r.rflags = 0x2 | EMU_RFLAGS_CF | EMU_RFLAGS_OF;
+	ck_assert_int_eq(lsl_rax(&r, &env, 0x18), 1);
+	ck_assert_uint_eq(r.rflags, 0x2 | EMU_RFLAGS_CF | EMU_RFLAGS_OF |
+				    EMU_RFLAGS_ZF);
+}
+END_TEST
+
+START_TEST(lsl_privilege_and_ldt)
+{
+	struct fake_mem m;
+	struct emu_env env;
+	struct emu_regs r = regs_gdt(&m, &env);
+
+	/* At CPL 3 a DPL 0 data segment is invisible, conforming code is
+	 * not. */
+	r.cpl = 3;
+	ck_assert_int_eq(lsl_rax(&r, &env, 0x13), 0);
+	ck_assert_int_eq(lsl_rax(&r, &env, 0x3b), 1);
+	ck_assert_uint_eq(r.gpr[EMU_RAX], 0xfff);
+	ck_assert_int_eq(lsl_rax(&r, &env, 0x1b), 1);
+	/* TI=1 reads the LDT. */
+	r.cpl = 0;
+	r.ldt_usable = true;
+	r.ldt_base = 0x7000 + 0x18;
+	r.ldt_limit = 7;
+	ck_assert_int_eq(lsl_rax(&r, &env, 0x04), 1);
+	ck_assert_uint_eq(r.gpr[EMU_RAX], 0x1005);
+	ck_assert_uint_eq(m.last_gva, 0x7018);
+	ck_assert_int_eq(lsl_rax(&r, &env, 0x0c), 0);
+	/* An unreadable GDT gives ZF=0, not a crash. */
+	r.gdt_base = 0xdead0000;
+	ck_assert_int_eq(lsl_rax(&r, &env, 0x18), 0);
+}
+END_TEST
+
+START_TEST(lsl_lar_widths_and_memory)
+{
+	struct fake_mem m;
+	struct emu_env env;
+	struct emu_regs r = regs_gdt(&m, &env);
+	struct emu_action a;
+	uint16_t sel = 0x18;
+
+	/* lsl ecx, eax: zero-extends. */
+	r.gpr[EMU_RAX] = 0xffff000000000018ull;
+	r.gpr[EMU_RCX] = ~0ull;
+	ck_assert_int_eq(RUN(&r, &env, &a, 0x0f, 0x03, 0xc8), 0);
+	ck_assert_uint_eq(r.gpr[EMU_RCX], 0x1005);
+	/* lsl dx, ax: merges. */
+	r.gpr[EMU_RDX] = 0x1234567890abcdefull;
+	ck_assert_int_eq(RUN(&r, &env, &a, 0x66, 0x0f, 0x03, 0xd0), 0);
+	ck_assert_uint_eq(r.gpr[EMU_RDX], 0x1234567890ab1005ull);
+	/* lar rbx, ax: the access rights of the user data segment. */
+	ck_assert_int_eq(RUN(&r, &env, &a, 0x48, 0x0f, 0x02, 0xd8), 0);
+	ck_assert_str_eq(a.mnemonic, "lar");
+	ck_assert_uint_eq(r.gpr[EMU_RBX], 0xf300);
+	ck_assert(r.rflags & EMU_RFLAGS_ZF);
+	/* lar accepts a call gate, lsl does not. */
+	r.gpr[EMU_RAX] = 0x28;
+	ck_assert_int_eq(RUN(&r, &env, &a, 0x0f, 0x02, 0xd8), 0);
+	ck_assert_uint_eq(r.gpr[EMU_RBX], 0x8c00);
+	ck_assert(r.rflags & EMU_RFLAGS_ZF);
+	/* lsl eax, word [rsi]: the selector from memory. */
+	memcpy(m.data + 0x200, &sel, 2);
+	r.gpr[EMU_RSI] = 0x7200;
+	ck_assert_int_eq(RUN(&r, &env, &a, 0x0f, 0x03, 0x06), 0);
+	ck_assert_uint_eq(r.gpr[EMU_RAX], 0x1005);
+	/* Real mode has neither instruction (#UD): refused, regs kept. */
+	r.mode = EMU_MODE_REAL;
+	r.rip = 0x100;
+	ck_assert_int_eq(RUN(&r, &env, &a, 0x0f, 0x03, 0xc0), -1);
+	ck_assert_int_eq(a.kind, EMU_REFUSED);
+	ck_assert_uint_eq(r.rip, 0x100);
+}
+END_TEST
+
 START_TEST(int3_and_int_n)
 {
 	struct emu_regs r = regs64();
@@ -936,6 +1079,9 @@ static Suite *emulate_suite(void)
 	tcase_add_test(tc, regs_roundtrip);
 	tcase_add_test(tc, apply_events);
 	tcase_add_test(tc, stats);
+	tcase_add_test(tc, lsl_linux_cpunode);
+	tcase_add_test(tc, lsl_privilege_and_ldt);
+	tcase_add_test(tc, lsl_lar_widths_and_memory);
 	suite_add_tcase(s, tc);
 	return s;
 }
