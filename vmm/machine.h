@@ -59,6 +59,11 @@ enum {
 	KRG_EXIT_USAGE = 2,    /* bad command line, config, kernel, state */
 };
 
+#define STOP_REASON_MAX 256
+/* A node stopping after a failure exits by force when its orderly stop has
+ * not finished after this long (a thread stuck on a page of a dead node). */
+#define MACHINE_STOP_GRACE_S 20
+
 struct machine {
 	const struct vm_config *cfg;
 	int kvm_fd, vm_fd;
@@ -141,7 +146,7 @@ struct machine {
 	unsigned nr_parked;
 	int exit_status;
 	bool reset_requested;
-	char stop_reason[256];
+	char stop_reason[STOP_REASON_MAX];
 	/* Why the VM stopped, in QEMU's ShutdownCause names for QMP events
 	 * ("guest-shutdown", "host-qmp-quit", ...); NULL: not said. */
 	const char *stop_cause;

@@ -3,8 +3,10 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "vcpu/vcpu.h"
 #include "vmm/cluster.h"
@@ -31,6 +33,55 @@ static void request_stop(struct machine *m, int status, const char *cause,
 			 const char *fmt, va_list ap)
 	__attribute__((format(printf, 4, 0)));
 
+/* A failed node must end even when one of its threads cannot: a thread
+ * that touched guest memory homed on a node that is gone waits in the
+ * kernel for a page no one will send (userfaultfd), and the orderly stop
+ * would wait for that thread forever.  The watchdog owns copies only (the
+ * machine may be freed meanwhile) and dies with the process when the
+ * orderly stop finishes first. */
+struct stop_watchdog {
+	char line[STOP_REASON_MAX + 128];
+	int status;
+};
+
+static void *stop_watchdog_thread(void *arg)
+{
+	struct stop_watchdog *w = arg;
+	struct timespec t = { MACHINE_STOP_GRACE_S, 0 };
+
+	while (nanosleep(&t, &t) < 0 && errno == EINTR)
+		;
+	if (write(STDERR_FILENO, w->line, strlen(w->line)) < 0) {
+		/* nowhere left to report it */
+	}
+	_exit(w->status);
+}
+
+static void arm_stop_watchdog(const struct machine *m, int status)
+{
+	struct stop_watchdog *w = malloc(sizeof(*w));
+	pthread_attr_t attr;
+	pthread_t t;
+
+	if (!w)
+		return;
+	w->status = status;
+	if (m->cluster && m->node_self)
+		snprintf(w->line, sizeof(w->line), "krg-vmm: node %u: not "
+			 "stopped %d s after the failure (%s): a thread is "
+			 "stuck, exiting\n", m->node_self, MACHINE_STOP_GRACE_S,
+			 m->stop_reason);
+	else
+		snprintf(w->line, sizeof(w->line), "krg-vmm: not stopped %d s "
+			 "after the failure (%s): a thread is stuck, exiting\n",
+			 MACHINE_STOP_GRACE_S, m->stop_reason);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, stop_watchdog_thread, w) != 0)
+		free(w);
+	pthread_attr_destroy(&attr);
+}
+
 static void request_stop(struct machine *m, int status, const char *cause,
 			 const char *fmt, va_list ap)
 {
@@ -41,6 +92,8 @@ static void request_stop(struct machine *m, int status, const char *cause,
 		vsnprintf(m->stop_reason, sizeof(m->stop_reason), fmt, ap);
 		atomic_store(&m->stop, true);
 		pthread_cond_broadcast(&m->life_cond);
+		if (status != KRG_EXIT_OK)
+			arm_stop_watchdog(m, status);
 	}
 	pthread_mutex_unlock(&m->life_lock);
 }
