@@ -140,8 +140,8 @@ for nodes in 2 1; do
 	type_line "echo mc-answer-\$((6*7))"
 	wait_for "$rlog" 'mc-answer-42' 900
 	say "restore on $nodes node(s): the shell answered after $(stock_since "$t") s"
-	first=$(stock_clean <"$rlog" | sed -n 's/.*mc-loop \([0-9][0-9]*\).*/\1/p' | head -n 1)
 	wait_for "$rlog" "mc-loop $((at + 2))" 900
+	first=$(stock_clean <"$rlog" | sed -n 's/.*mc-loop \([0-9][0-9]*\).*/\1/p' | head -n 1)
 	[[ -n $first && $first -ge $at ]] ||
 		fail "after restore the loop restarted at mc-loop $first (checkpoint at $at)"
 	say "  the loop went on from the checkpoint: first mc-loop $first, now $(last_loop "$rlog")"
