@@ -4,6 +4,7 @@
 #   make check      unit + integration tests (sanitizer build)
 #   make check-stock  the long test: Debian's stock kernel on 1 and 2 vCPUs (not in CI)
 #   make check-cluster-long  the cluster test with 10^6-iteration coherence workloads
+#   make check-blk-load  virtio-blk under load alone (also in make check): 4 vCPUs x 128 MiB
 #   make check-stock-cluster  the stock kernel across 2 local nodes (long)
 #   make check-stock-migrate  the stock kernel: vCPU migration, checkpoint, restore (long)
 #   make check-firmware-long  the Debian image through SeaBIOS and GRUB (long)
@@ -116,6 +117,12 @@ check-stock-migrate: krg-vmm
 # (store buffering 5 * 10^4: every round moves pages between nodes).
 check-cluster-long: $(SAN_BUILD)/krg-vmm guest
 	KRG_VMM=$(SAN_BUILD)/krg-vmm CLUSTER_ITERS=1000000 bash tests/integration/t_cluster.sh
+
+# virtio-blk under load: test=blk on 4 vCPUs at once, 512 MiB written and
+# read back, raw on 1 and 2 nodes and qcow2, images checked on the host.
+.PHONY: check-blk-load
+check-blk-load: $(SAN_BUILD)/krg-vmm guest
+	KRG_VMM=$(SAN_BUILD)/krg-vmm bash tests/integration/t_blk_load.sh
 
 bench: krg-vmm guest
 	bench/run.sh

@@ -17,13 +17,16 @@
  * The pattern of 64-bit word i of sector s is blk_pattern(s, i), so the
  * harness can check the image on the host.  Each I/O CPU ends with
  * "blk: cpu C queue Q: N requests, K KiB in M ms: R requests/s, B KiB/s"
- * over its four passes.  blkro=1 instead expects a
+ * over its four passes, and each pass with "blk: pass cpu C queue Q TAG:
+ * N requests, K KiB in U us: R requests/s, B KiB/s" (bench/blk.sh).
+ * blkro=1 instead expects a
  * read-only disk: VIRTIO_BLK_F_RO offered, a write completing with
  * VIRTIO_BLK_S_IOERR, a read with OK. */
 #include "user.h"
 #include "vblk.h"
 
-#define MAX_SECTORS	(2 * 64ull * 2048)	/* blkmib <= 64: seq + random */
+/* blkmib <= 64, seq + random, on each of up to VBLK_MAXQ I/O CPUs. */
+#define MAX_SECTORS	(VBLK_MAXQ * 2 * 64ull * 2048)
 #define RANDOM_WRITES	384
 #define RANDOM_READS	256
 
@@ -140,12 +143,16 @@ static void job_done(const struct vblk_job *j, const uint8_t *buf,
 			     (const uint64_t *)(buf + k * VBLK_SECTOR));
 }
 
+/* Prints the pass's request count and, for benchmarks, its rates as
+ * "blk: pass cpu C queue Q TAG: ..." (TAG: seq-write, rnd-write,
+ * seq-read, rnd-read). */
 static void run_pass(struct vblk *b, unsigned q, struct blk_pass *p,
-		     const char *what, uint32_t type, bool random, uint64_t from,
-		     uint64_t limit)
+		     const char *what, const char *tag, uint32_t type,
+		     bool random, uint64_t from, uint64_t limit)
 {
 	struct vblk_ops ops = { next_job, job_done, p };
-	uint64_t t0 = rdtsc(), n0 = b->q[q].completed, us;
+	uint64_t t0 = rdtsc(), n0 = b->q[q].completed, b0 = p->bytes, us, n,
+		 kib;
 
 	p->type = type;
 	p->random = random;
@@ -156,10 +163,15 @@ static void run_pass(struct vblk *b, unsigned q, struct blk_pass *p,
 		return;
 	vblk_run(b, q, &ops);
 	us = tsc_to_us(rdtsc() - t0);
-	p->requests += b->q[q].completed - n0;
+	n = b->q[q].completed - n0;
+	kib = (p->bytes - b0) >> 10;
+	p->requests += n;
 	p->us += us;
 	say("blk: cpu %u queue %u: %s: %lu requests in %lu ms", this_cpu(), q,
-	    what, b->q[q].completed - n0, us / 1000);
+	    what, n, us / 1000);
+	say("blk: pass cpu %u queue %u %s: %lu requests, %lu KiB in %lu us: "
+	    "%lu requests/s, %lu KiB/s", this_cpu(), q, tag, n, kib, us,
+	    us ? n * 1000000 / us : 0, us ? kib * 1000000 / us : 0);
 }
 
 static unsigned count_written(uint64_t from, uint64_t to)
@@ -276,20 +288,20 @@ static void io_passes(struct vblk *b, struct blk_pass *p, unsigned cpu,
 	if (p->rnd_end > b->capacity)
 		fail("blk: the disk has %lu sectors, cpu %u needs %lu", b->capacity,
 		     cpu, p->rnd_end);
-	run_pass(b, q, p, "sequential write", VIRTIO_BLK_T_OUT, false, base,
-		 p->seq_end);
-	run_pass(b, q, p, "random write", VIRTIO_BLK_T_OUT, true, 0,
-		 RANDOM_WRITES);
+	run_pass(b, q, p, "sequential write", "seq-write", VIRTIO_BLK_T_OUT,
+		 false, base, p->seq_end);
+	run_pass(b, q, p, "random write", "rnd-write", VIRTIO_BLK_T_OUT, true,
+		 0, RANDOM_WRITES);
 	say("blk: random pass: %u distinct sectors in [%lu, %lu)",
 	    count_written(p->seq_end, p->rnd_end), p->seq_end, p->rnd_end);
 	if (b->pci.features >> VIRTIO_BLK_F_FLUSH & 1) {
 		simple(b, q, VIRTIO_BLK_T_FLUSH, 0, VIRTIO_BLK_S_OK, "flush");
 		say("blk: flush ok");
 	}
-	run_pass(b, q, p, "sequential read", VIRTIO_BLK_T_IN, false, base,
-		 p->rnd_end);
-	run_pass(b, q, p, "random read", VIRTIO_BLK_T_IN, true, 0,
-		 RANDOM_READS);
+	run_pass(b, q, p, "sequential read", "seq-read", VIRTIO_BLK_T_IN,
+		 false, base, p->rnd_end);
+	run_pass(b, q, p, "random read", "rnd-read", VIRTIO_BLK_T_IN, true,
+		 0, RANDOM_READS);
 	if (p->bad)
 		fail("blk: %lu of %lu sectors read back wrong", p->bad,
 		     p->checked);

@@ -57,14 +57,28 @@ static void write64(uint64_t addr, uint64_t v)
 	mmio_write32(addr + 4, (uint32_t)(v >> 32));
 }
 
+/* A modern device is 1af4:(0x1040 + id).  A transitional one (QEMU's
+ * virtio-*-pci on a conventional PCI bus) is 1af4:1000-103f with the
+ * virtio device ID as its subsystem ID; drivers must match it too
+ * (virtio 1.1, 4.1.2.2), and it has the modern capabilities we use. */
+static bool matches(unsigned devfn, unsigned virtio_id)
+{
+	unsigned id;
+
+	if (pci_cfg_read(devfn, 0, 2) != 0x1af4)
+		return false;
+	id = pci_cfg_read(devfn, 2, 2);
+	if (id == 0x1040 + virtio_id)
+		return true;
+	return id >= 0x1000 && id <= 0x103f &&
+	       pci_cfg_read(devfn, 0x2e, 2) == virtio_id;
+}
+
 static bool find(struct vpci *d, unsigned virtio_id)
 {
 	for (unsigned dev = 0; dev < 32; dev++) {
-		unsigned devfn = dev << 3;
-
-		if (pci_cfg_read(devfn, 0, 2) == 0x1af4 &&
-		    pci_cfg_read(devfn, 2, 2) == 0x1040 + virtio_id) {
-			d->devfn = devfn;
+		if (matches(dev << 3, virtio_id)) {
+			d->devfn = dev << 3;
 			return true;
 		}
 	}
@@ -184,8 +198,8 @@ void vpci_probe(struct vpci *d, const char *tag, unsigned virtio_id,
 	memset(d, 0, sizeof(*d));
 	d->tag = tag;
 	if (!find(d, virtio_id))
-		fail("%s: no virtio PCI function 1af4:%x on bus 0", tag,
-		     0x1040 + virtio_id);
+		fail("%s: no virtio PCI function 1af4:%x (or transitional) on "
+		     "bus 0", tag, 0x1040 + virtio_id);
 	place_bars(d, bar_base, flags);
 	walk_caps(d);
 }

@@ -172,3 +172,22 @@ stop_vmm() {
 work_digests() {
 	grep -E '^krg-test: work: cpu [0-9]+ digest 0x[0-9a-f]{16}$' "$1" | sort -t' ' -k4,4n || true
 }
+
+# blk_check_image FILE MIB LOG: the raw image FILE holds exactly what the
+# guest's test=blk (blkmib=MIB) says in LOG it wrote, zeros elsewhere
+# (blk_image_check.py).
+blk_check_image() {
+	python3 "$ROOT/tests/integration/blk_image_check.py" "$1" "$2" "$3" ||
+		fail "host-side image check failed ($1)"
+}
+
+# node_blk LOG NODE FIELD: a number from node NODE's virtio-blk --stats line
+# ("requests served here", "doorbells here", "flushes sent", ...).
+node_blk() {
+	awk -v node="$2" -v field="$3" '
+		/^node [0-9]+ \(/ { cur = $2 }
+		cur == node && /^  virtio-blk:/ {
+			i = index($0, field " ")
+			if (i) { s = substr($0, i + length(field) + 1); print s + 0; exit }
+		}' "$1"
+}

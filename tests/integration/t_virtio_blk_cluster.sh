@@ -14,63 +14,10 @@ MIB=2
 SIZE=16M
 BENCH_MIB=6      # the measurement: 96 sequential 64 KiB requests per pass
 
-# check_regions FILE LOG: every "random pass" region of the log holds its
-# sequential pattern before it and as many pattern sectors as the guest
-# said it wrote; everything else is zeros.
+# check_regions FILE LOG: the image holds what the guest wrote with
+# blkmib=$MIB (lib.sh).
 check_regions() {
-	local file=$1 log=$2
-	python3 - "$file" "$MIB" "$log" <<'EOF' || fail "host-side image check failed ($file)"
-import re, struct, sys
-path, mib, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-data = open(path, 'rb').read()
-seq = mib * 2048
-M = (1 << 64) - 1
-regions = [(int(a), int(b), int(n)) for n, a, b in re.findall(
-    r'^krg-test: blk: random pass: (\d+) distinct sectors in \[(\d+), (\d+)\)',
-    open(log).read(), re.M)]
-if not regions:
-    sys.exit('no random pass lines in the log')
-def pattern(s):
-    return struct.pack('<64Q', *[(0x6b72672d626c6b00 ^ (s * 0x100000001b3) ^ i) & M for i in range(64)])
-zero = bytes(512)
-kind = {}
-for lo, hi, n in regions:
-    for s in range(lo - seq, lo):
-        kind[s] = 'seq'
-    for s in range(lo, hi):
-        kind[s] = 'rnd'
-found = {lo: 0 for lo, _, _ in regions}
-for s in range(len(data) // 512):
-    sec = data[s * 512:(s + 1) * 512]
-    k = kind.get(s)
-    if k == 'seq':
-        ok = sec == pattern(s)
-    elif k == 'rnd':
-        ok = sec == zero or sec == pattern(s)
-        if sec != zero:
-            for lo, hi, _ in regions:
-                if lo <= s < hi:
-                    found[lo] += 1
-    else:
-        ok = sec == zero
-    if not ok:
-        sys.exit('sector %d holds the wrong data' % s)
-for lo, hi, n in regions:
-    if found[lo] != n:
-        sys.exit('[%d, %d): %d pattern sectors, the guest wrote %d' % (lo, hi, found[lo], n))
-print('  image: %d regions as written' % len(regions))
-EOF
-}
-
-# node_blk LOG NODE FIELD: a number from node NODE's virtio-blk stats line
-# ("requests served here", "doorbells here", "flushes sent", ...).
-node_blk() {
-	awk -v node="$2" -v field="$3" '
-		/^node [0-9]+ \(/ { cur = $2 }
-		cur == node && /^  virtio-blk:/ {
-			i = index($0, field " ")
-			if (i) { s = substr($0, i + length(field) + 1); print s + 0; exit }
-		}' "$1"
+	blk_check_image "$1" "$MIB" "$2"
 }
 
 # blk_cluster LOG TIMEOUT APPEND DRIVE: test=blk across 2 nodes must pass.
