@@ -1,8 +1,10 @@
 /* The block layer behind virtio-blk: one struct block_dev per -drive.
  *
- * Raw images (and block devices) are served directly: io_uring with one
- * completion thread, or a small thread pool doing preadv/pwritev when the
- * host forbids io_uring (or aio=threads).  Every other format (qcow2, vmdk,
+ * Raw images (and block devices) are served directly: a small thread pool
+ * doing preadv/pwritev for buffered files (cache=writeback, writethrough,
+ * unsafe), io_uring with one completion thread for O_DIRECT ones
+ * (cache=none, directsync; the pool when the host forbids io_uring);
+ * aio=threads|io_uring chooses.  Every other format (qcow2, vmdk,
  * vdi, vpc, vhdx, qed) goes through QEMU's own block layer: a private
  * qemu-storage-daemon child exports the image over NBD on a unix socket in
  * a private directory, and libnbd talks to it.  file=nbd://... or
@@ -58,7 +60,7 @@ void block__drain(struct block_dev *b);
 void block__close(struct block_dev *b);
 
 /* One line for the log: format, engine, cache mode, e.g.
- * "raw, io_uring, cache=writeback" or
+ * "raw, threads, cache=writeback" or
  * "qcow2 via qemu-storage-daemon (NBD), cache=none". */
 void block__describe(const struct block_dev *b, char *buf, size_t len);
 /* A warning the user should see (a probed raw image, an empty image, a
