@@ -3,8 +3,11 @@
 # krg-vmm must do with the same image.
 #
 #   tests/integration/qemu-guest.sh [--accel tcg|kvm] [-smp N] [-m MIB]
-#       [--cpu MODEL] [--timeout SEC] [--guest FILE] [test=NAME] [key=value...]
+#       [--cpu MODEL] [--timeout SEC] [--guest FILE] [--drive RAW]
+#       [test=NAME] [key=value...]
 #
+# --drive gives the guest a raw image as QEMU's virtio-blk-pci (on the pc
+# machine a transitional device, 1af4:1001), serial "qemu0".
 # Every key=value word goes to the guest's command line (test=all when no
 # test= is given).  Prints the guest's output, then one verdict line;
 # exits 0 on "KRG-TEST PASS" with QEMU status 0 (ACPI power-off), 1 on a guest
@@ -17,6 +20,7 @@ mem=128
 cpu=
 timeout=120
 guest=
+drive=
 append=
 have_test=no
 
@@ -33,6 +37,7 @@ while [ $# -gt 0 ]; do
 	--cpu) [ $# -ge 2 ] || usage; cpu=$2; shift 2 ;;
 	--timeout) [ $# -ge 2 ] || usage; timeout=$2; shift 2 ;;
 	--guest) [ $# -ge 2 ] || usage; guest=$2; shift 2 ;;
+	--drive) [ $# -ge 2 ] || usage; drive=$2; shift 2 ;;
 	-h|--help) usage ;;
 	test=*) have_test=yes; append="$append $1"; shift ;;
 	*=*) append="$append $1"; shift ;;
@@ -63,11 +68,14 @@ fi
 out=$(mktemp "${TMPDIR:-/tmp}/qemu-guest.XXXXXX")
 trap 'rm -f "$out"' EXIT INT TERM
 
+disk=()
+[ -z "$drive" ] || disk=(-drive "file=$drive,format=raw,if=none,id=d0"
+	-device virtio-blk-pci,drive=d0,serial=qemu0)
 start=$(date +%s%N)
 timeout --foreground -k 5 "$timeout" \
 	qemu-system-x86_64 -accel "$accel" -M pc -cpu "$cpu" -smp "$smp" -m "$mem" \
 	-nographic -serial stdio -monitor none -no-reboot -nodefaults \
-	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+	-device isa-debug-exit,iobase=0xf4,iosize=0x04 "${disk[@]}" \
 	-kernel "$guest" -append "$append" </dev/null 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 end=$(date +%s%N)
