@@ -282,6 +282,7 @@ int machine__build_node(const struct vm_config *cfg,
 	pthread_mutex_init(&m->life_lock, NULL);
 	pthread_cond_init(&m->life_cond, NULL);
 	pthread_mutex_init(&m->emu_lock, NULL);
+	m->stop_grace_s = MACHINE_STOP_GRACE_S;
 
 	/* Input first: a bad kernel is reported before KVM is touched. */
 	if (boot_node) {

@@ -61,7 +61,8 @@ enum {
 
 #define STOP_REASON_MAX 256
 /* A node stopping after a failure exits by force when its orderly stop has
- * not finished after this long (a thread stuck on a page of a dead node). */
+ * not finished after this long (a thread stuck on a page of a dead node);
+ * struct machine's stop_grace_s, set to this when the machine is built. */
 #define MACHINE_STOP_GRACE_S 20
 
 struct machine {
@@ -147,6 +148,7 @@ struct machine {
 	int exit_status;
 	bool reset_requested;
 	char stop_reason[STOP_REASON_MAX];
+	unsigned stop_grace_s;	/* 0: no forced exit after a failed stop */
 	/* Why the VM stopped, in QEMU's ShutdownCause names for QMP events
 	 * ("guest-shutdown", "host-qmp-quit", ...); NULL: not said. */
 	const char *stop_cause;

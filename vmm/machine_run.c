@@ -42,12 +42,13 @@ static void request_stop(struct machine *m, int status, const char *cause,
 struct stop_watchdog {
 	char line[STOP_REASON_MAX + 128];
 	int status;
+	unsigned grace_s;
 };
 
 static void *stop_watchdog_thread(void *arg)
 {
 	struct stop_watchdog *w = arg;
-	struct timespec t = { MACHINE_STOP_GRACE_S, 0 };
+	struct timespec t = { (time_t)w->grace_s, 0 };
 
 	while (nanosleep(&t, &t) < 0 && errno == EINTR)
 		;
@@ -63,18 +64,21 @@ static void arm_stop_watchdog(const struct machine *m, int status)
 	pthread_attr_t attr;
 	pthread_t t;
 
-	if (!w)
+	if (!m->stop_grace_s || !w) {
+		free(w);
 		return;
+	}
 	w->status = status;
+	w->grace_s = m->stop_grace_s;
 	if (m->cluster && m->node_self)
 		snprintf(w->line, sizeof(w->line), "krg-vmm: node %u: not "
-			 "stopped %d s after the failure (%s): a thread is "
-			 "stuck, exiting\n", m->node_self, MACHINE_STOP_GRACE_S,
+			 "stopped %u s after the failure (%s): a thread is "
+			 "stuck, exiting\n", m->node_self, m->stop_grace_s,
 			 m->stop_reason);
 	else
-		snprintf(w->line, sizeof(w->line), "krg-vmm: not stopped %d s "
+		snprintf(w->line, sizeof(w->line), "krg-vmm: not stopped %u s "
 			 "after the failure (%s): a thread is stuck, exiting\n",
-			 MACHINE_STOP_GRACE_S, m->stop_reason);
+			 m->stop_grace_s, m->stop_reason);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &attr, stop_watchdog_thread, w) != 0)
