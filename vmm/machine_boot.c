@@ -268,6 +268,28 @@ static void print_pvm_summary(struct machine *m,
 	fprintf(stderr, "%s\n", line);
 }
 
+/* Adds sw to the kernel command line, before " -- " (what follows belongs
+ * to init); false when it does not fit. */
+static bool cmdline_add(struct machine *m, const char *sw)
+{
+	size_t len = strlen(m->kernel_cmdline), n = strlen(sw);
+	char *init_args = strstr(m->kernel_cmdline, " -- ");
+
+	if (len + n + 2 > sizeof(m->kernel_cmdline))
+		return false;
+	if (init_args) {
+		memmove(init_args + n + 1, init_args,
+			len - (size_t)(init_args - m->kernel_cmdline) + 1);
+		init_args[0] = ' ';
+		memcpy(init_args + 1, sw, n);
+	} else {
+		snprintf(m->kernel_cmdline + len,
+			 sizeof(m->kernel_cmdline) - len, "%s%s",
+			 len ? " " : "", sw);
+	}
+	return true;
+}
+
 /* A cluster guest has no kvmclock (vmm/machine_cluster.c) and keeps time
  * with the TSC, which is the same on every node of a host.  Linux would
  * otherwise distrust it (its clocksource watchdog misjudges emulated,
@@ -275,27 +297,35 @@ static void print_pvm_summary(struct machine *m,
  * read per clock read, forwarded to node 0 from every other node. */
 static void cluster_time_switch(struct machine *m)
 {
-	size_t len = strlen(m->kernel_cmdline);
 	static const char sw[] = "tsc=reliable";
 
-	char *init_args = strstr(m->kernel_cmdline, " -- ");
-
-	if (strstr(m->kernel_cmdline, "tsc=") ||
-	    len + sizeof(sw) + 1 > sizeof(m->kernel_cmdline))
+	if (strstr(m->kernel_cmdline, "tsc=") || !cmdline_add(m, sw))
 		return;
-	if (init_args) {
-		/* Before "--": what follows belongs to init. */
-		memmove(init_args + sizeof(sw), init_args,
-			len - (size_t)(init_args - m->kernel_cmdline) + 1);
-		init_args[0] = ' ';
-		memcpy(init_args + 1, sw, sizeof(sw) - 1);
-	} else {
-		snprintf(m->kernel_cmdline + len,
-			 sizeof(m->kernel_cmdline) - len, "%s%s",
-			 len ? " " : "", sw);
-	}
 	machine__log(m, "cluster VM: kernel command line += %s (guest time "
 		     "from the TSC, the same on every node of a host)", sw);
+}
+
+/* Linux's housekeeping - the timekeeping duty (jiffies, the timekeeper),
+ * unbound work, RCU callbacks, idle load balancing - otherwise goes to
+ * whichever CPU wakes, and every wake-up of an idle guest then moves those
+ * pages between nodes (bench/RESULTS.md: 169 pages/s idle, 75 with this).
+ * nohz_full= keeps it on node 0's vCPUs, where the devices are too.  A
+ * command line with its own nohz_full= or isolcpus= decides for itself. */
+static void cluster_housekeeping_switch(struct machine *m)
+{
+	char list[256], sw[sizeof(list) + 16];
+
+	if (strstr(m->kernel_cmdline, "nohz_full=") ||
+	    strstr(m->kernel_cmdline, "isolcpus=") ||
+	    numa_layout__vcpu_node(&m->layout, 0) != 0 ||
+	    numa_layout__vcpus_off_node(&m->layout, 0, list,
+					sizeof(list)) <= 0)
+		return;
+	snprintf(sw, sizeof(sw), "nohz_full=%s", list);
+	if (!cmdline_add(m, sw))
+		return;
+	machine__log(m, "cluster VM: kernel command line += %s (the guest "
+		     "kernel's housekeeping stays on node 0's vCPUs)", sw);
 }
 
 static int load_linux(struct machine *m, const struct e820_table *e820,
@@ -331,8 +361,10 @@ static int load_linux(struct machine *m, const struct e820_table *e820,
 			     "guest kernel code)",
 			     (unsigned long long)(PVM_TIMER_MIN_GAP_NS / 1000000));
 	}
-	if (m->cluster)
+	if (m->cluster) {
 		cluster_time_switch(m);
+		cluster_housekeeping_switch(m);
+	}
 	if (linux_boot__load(&m->mem, &in, e820, &m->boot, &out, err, errlen) <
 	    0)
 		return KRG_EXIT_USAGE;

@@ -4,6 +4,7 @@
 #include "vmm/numa_layout.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "vmm/errf.h"
@@ -392,6 +393,42 @@ int numa_layout__vcpu_node(const struct numa_layout *l, unsigned vcpu)
 	if (vcpu >= l->nr_vcpus || vcpu >= NUMA_MAX_VCPUS)
 		return -1;
 	return l->vcpu_node[vcpu];
+}
+
+int numa_layout__vcpus_off_node(const struct numa_layout *l, unsigned node,
+				char *buf, size_t size)
+{
+	unsigned nr = l->nr_vcpus < NUMA_MAX_VCPUS ? l->nr_vcpus :
+						     NUMA_MAX_VCPUS;
+	size_t len = 0;
+	int count = 0;
+
+	if (!size)
+		return -1;
+	buf[0] = '\0';
+	for (unsigned i = 0; i < nr;) {
+		unsigned j = i;
+		int w;
+
+		if (l->vcpu_node[i] == node) {
+			i++;
+			continue;
+		}
+		while (j + 1 < nr && l->vcpu_node[j + 1] != node)
+			j++;
+		w = j == i ? snprintf(buf + len, size - len, "%s%u",
+				      count ? "," : "", i) :
+			     snprintf(buf + len, size - len, "%s%u-%u",
+				      count ? "," : "", i, j);
+		if (w < 0 || (size_t)w >= size - len) {
+			buf[0] = '\0';
+			return -1;
+		}
+		len += (size_t)w;
+		count += (int)(j - i + 1);
+		i = j + 1;
+	}
+	return count;
 }
 
 unsigned numa_layout__node_ranges(const struct numa_layout *l, unsigned node,

@@ -108,6 +108,11 @@ int numa_layout__check(const struct numa_layout *l,
 int numa_layout__home_of(const struct numa_layout *l, uint64_t gpa);
 /* Node running vCPU vcpu, or -1 if there is no such vCPU. */
 int numa_layout__vcpu_node(const struct numa_layout *l, unsigned vcpu);
+/* The vCPUs that node does NOT run, as a Linux CPU list ("1-3,6"), into
+ * buf; returns how many there are (0: buf is ""), or -1 when buf is too
+ * small.  For nohz_full=: the guest's housekeeping stays on node's vCPUs. */
+int numa_layout__vcpus_off_node(const struct numa_layout *l, unsigned node,
+				char *buf, size_t size);
 /* Copies up to max of node's ranges (in gpa order) to out (may be NULL
  * when max is 0); returns how many the node has. */
 unsigned numa_layout__node_ranges(const struct numa_layout *l, unsigned node,

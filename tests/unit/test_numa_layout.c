@@ -219,6 +219,31 @@ static int home_ref(const struct numa_layout *l, uint64_t gpa)
 	return -1;
 }
 
+START_TEST(vcpus_off_node_list)
+{
+	static const uint32_t mixed[] = { 0, 1, 0, 1, 1, 0, 1 };
+	struct numa_layout l;
+	char buf[64], tiny[3];
+
+	/* nohz_full= for a cluster guest: every vCPU node 0 does not run. */
+	build_ok(&l, 2, 7, 512 * MIB, mixed);
+	ck_assert_int_eq(numa_layout__vcpus_off_node(&l, 0, buf, sizeof(buf)), 4);
+	ck_assert_str_eq(buf, "1,3-4,6");
+	ck_assert_int_eq(numa_layout__vcpus_off_node(&l, 1, buf, sizeof(buf)), 3);
+	ck_assert_str_eq(buf, "0,2,5");
+	ck_assert_int_eq(numa_layout__vcpus_off_node(&l, 0, tiny, sizeof(tiny)), -1);
+	ck_assert_str_eq(tiny, "");
+
+	build_ok(&l, 2, 2, 512 * MIB, NULL);
+	ck_assert_int_eq(numa_layout__vcpus_off_node(&l, 0, buf, sizeof(buf)), 1);
+	ck_assert_str_eq(buf, "1");
+
+	build_ok(&l, 1, 4, 512 * MIB, NULL);
+	ck_assert_int_eq(numa_layout__vcpus_off_node(&l, 0, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "");
+}
+END_TEST
+
 START_TEST(home_of_boundaries)
 {
 	struct numa_layout l;
@@ -638,6 +663,7 @@ static Suite *numa_layout_suite(void)
 	tcase_add_test(t, check_fuzz);
 	tcase_add_test(t, flat_presentation);
 	tcase_add_test(t, state_section_round_trip);
+	tcase_add_test(t, vcpus_off_node_list);
 	suite_add_tcase(s, t);
 	return s;
 }
