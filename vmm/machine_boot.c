@@ -328,6 +328,21 @@ static void cluster_housekeeping_switch(struct machine *m)
 		     "kernel's housekeeping stays on node 0's vCPUs)", sw);
 }
 
+/* Proactive compaction wakes every NUMA node's kcompactd twice a second
+ * (on the node's own vCPUs: a cross-node wake-up each time) to move guest
+ * pages around, which across nodes means moving them between hosts.  Off,
+ * an idle stock kernel's 71 pages/s became 0.1 (bench/RESULTS.md). */
+static void cluster_compaction_switch(struct machine *m)
+{
+	static const char sw[] = "sysctl.vm.compaction_proactiveness=0";
+
+	if (strstr(m->kernel_cmdline, "compaction_proactiveness=") ||
+	    !cmdline_add(m, sw))
+		return;
+	machine__log(m, "cluster VM: kernel command line += %s (no "
+		     "background page moves between nodes)", sw);
+}
+
 static int load_linux(struct machine *m, const struct e820_table *e820,
 		      uint64_t rsdp, char *err, size_t errlen)
 {
@@ -364,6 +379,7 @@ static int load_linux(struct machine *m, const struct e820_table *e820,
 	if (m->cluster) {
 		cluster_time_switch(m);
 		cluster_housekeeping_switch(m);
+		cluster_compaction_switch(m);
 	}
 	if (linux_boot__load(&m->mem, &in, e820, &m->boot, &out, err, errlen) <
 	    0)
