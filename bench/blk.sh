@@ -120,9 +120,9 @@ features() {
 }
 
 passes=(seq-write rnd-write seq-read rnd-read all)
-date=$(date -u +%Y-%m-%d)
-cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
-kvm_kind=$([[ -d /sys/module/kvm_pvm ]] && echo "PVM (kvm_pvm)" || echo "hardware (VT-x/AMD-V)")
+# shellcheck source=lib.sh
+. bench/lib.sh
+bench_machine_facts
 qver=$("$qemu" --version | head -1)
 {
 	echo

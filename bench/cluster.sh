@@ -207,9 +207,9 @@ row() {
 	echo "| $1 | $(us "$2") | $(us "$3") ($4) | $(ratio "$2" "$3") | $(ratio "$2" "$5") | $6 |"
 }
 
-date=$(date -u +%Y-%m-%d)
-cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
-kvm_kind=$([[ -d /sys/module/kvm_pvm ]] && echo "PVM (kvm_pvm)" || echo "hardware (VT-x/AMD-V)")
+# shellcheck source=lib.sh
+. bench/lib.sh
+bench_machine_facts
 {
 	echo
 	echo "### $date: cluster benchmarks, 2 nodes on loopback (bench/cluster.sh)"

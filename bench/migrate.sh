@@ -109,9 +109,9 @@ us() { awk -v n="$1" 'BEGIN { printf "%.0f", n / 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b ? a / b : 0 }'; }
 d50=$(get migrate-downtime-p50) d99=$(get migrate-downtime-p99)
 f50=$(get migrate-floor-p50) f99=$(get migrate-floor-p99)
-date=$(date -u +%Y-%m-%d)
-cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
-kvm_kind=$([[ -d /sys/module/kvm_pvm ]] && echo "PVM (kvm_pvm)" || echo "hardware (VT-x/AMD-V)")
+# shellcheck source=lib.sh
+. bench/lib.sh
+bench_machine_facts
 {
 	echo
 	echo "### $date: vCPU migration downtime, 2 nodes on loopback (bench/migrate.sh)"

@@ -68,9 +68,9 @@ metrics=(pio-out pio-in lapic-mmio-write syscall ipi-rtt-median
 	timer-deadline-latency-median)
 targets=([0]="<= 1.1" [1]="<= 1.1" [2]="" [3]="" [4]="<= 2" [5]="<= 2" [6]="" [7]="")
 
-date=$(date -u +%Y-%m-%d)
-cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
-kvm_kind=$([[ -d /sys/module/kvm_pvm ]] && echo "PVM (kvm_pvm)" || echo "hardware (VT-x/AMD-V)")
+# shellcheck source=lib.sh
+. bench/lib.sh
+bench_machine_facts
 qver=$("$qemu" --version | head -1)
 {
 	echo

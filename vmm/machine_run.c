@@ -61,6 +61,7 @@ static void *stop_watchdog_thread(void *arg)
 static void arm_stop_watchdog(const struct machine *m, int status)
 {
 	struct stop_watchdog *w = malloc(sizeof(*w));
+	char node[24] = "";
 	pthread_attr_t attr;
 	pthread_t t;
 
@@ -71,14 +72,10 @@ static void arm_stop_watchdog(const struct machine *m, int status)
 	w->status = status;
 	w->grace_s = m->stop_grace_s;
 	if (m->cluster && m->node_self)
-		snprintf(w->line, sizeof(w->line), "krg-vmm: node %u: not "
-			 "stopped %u s after the failure (%s): a thread is "
-			 "stuck, exiting\n", m->node_self, m->stop_grace_s,
-			 m->stop_reason);
-	else
-		snprintf(w->line, sizeof(w->line), "krg-vmm: not stopped %u s "
-			 "after the failure (%s): a thread is stuck, exiting\n",
-			 m->stop_grace_s, m->stop_reason);
+		snprintf(node, sizeof(node), "node %u: ", m->node_self);
+	snprintf(w->line, sizeof(w->line), "krg-vmm: %snot stopped %u s after "
+		 "the failure (%s): a thread is stuck, exiting\n", node,
+		 m->stop_grace_s, m->stop_reason);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &attr, stop_watchdog_thread, w) != 0)

@@ -11,38 +11,10 @@ need_guest
 MIB=2            # blkmib=: MiB per pass (sequential, then random)
 SIZE=16M
 
-# check_image FILE: every sector of the sequential region holds the
-# guest's pattern, every sector of the random region the pattern or zeros
-# (as many pattern sectors as the guest said it wrote), the rest zeros.
+# check_image FILE LOG: the image holds exactly what the guest says it
+# wrote (the pattern, the random sectors, zeros elsewhere; lib.sh).
 check_image() {
-	local file=$1 log=$2 distinct
-	distinct=$(sed -nE 's/^krg-test: blk: random pass: ([0-9]+) distinct.*/\1/p' "$log")
-	[[ -n $distinct ]] || fail "no random pass line in $log"
-	python3 - "$file" "$MIB" "$distinct" <<'EOF' || fail "host-side image check failed ($file)"
-import struct, sys
-path, mib, distinct = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-data = open(path, 'rb').read()
-seq = mib * 2048
-M = (1 << 64) - 1
-def pattern(s):
-    return struct.pack('<64Q', *[(0x6b72672d626c6b00 ^ (s * 0x100000001b3) ^ i) & M for i in range(64)])
-zero = bytes(512)
-found = 0
-for s in range(len(data) // 512):
-    sec = data[s * 512:(s + 1) * 512]
-    if s < seq:
-        ok = sec == pattern(s)
-    elif s < 2 * seq:
-        ok = sec == zero or sec == pattern(s)
-        found += sec != zero
-    else:
-        ok = sec == zero
-    if not ok:
-        sys.exit('sector %d holds the wrong data' % s)
-if found != distinct:
-    sys.exit('random region: %d pattern sectors, the guest wrote %d' % (found, distinct))
-print('  image: %d sequential + %d random sectors as written' % (seq, found))
-EOF
+	blk_check_image "$1" "$MIB" "$2"
 }
 
 # guest_blk LOG TIMEOUT ARGS... -- APPEND: test=blk must pass.
