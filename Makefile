@@ -96,7 +96,8 @@ check-firmware-long: krg-vmm
 # archive without mounts, cached in /var/cache/krg-vmm/images, rebuilt only
 # when build-image.sh changes; not part of check (it downloads ~200 MB).
 # check-image boots it with -kernel drive:/vmlinuz -initrd drive:/initrd.img
-# (long: hours under PVM).
+# on 1 node, then the same disk on 2 nodes, which must find the file the
+# first boot wrote (long: hours per boot under PVM).
 .PHONY: image check-image
 image:
 	tests/image/build-image.sh

@@ -7,7 +7,10 @@
 #       -append "root=/dev/vda1 ..." -drive file=<overlay>,if=virtio
 #
 # and waits for the guest's krg-image system-running line and the serial
-# login prompt, recording when each boot milestone appeared.  The cached
+# login prompt, recording when each boot milestone appeared.  The image's
+# report unit then keeps a file on the disk (write + sync) and powers the
+# guest off (krg.poweroff=1); the next boot of the same disk, on another
+# node count, must find that file; qemu-img check ends the test.  The cached
 # image is never written: the guest writes into a qcow2 overlay in the
 # work directory.  Under PVM (PLATFORM.md) a systemd boot takes hours;
 # QEMU TCG booting the same image through SeaBIOS and GRUB is the
@@ -21,8 +24,15 @@
 #                        image is up to date)
 #   KRG_IMAGE_TIMEOUT    seconds for the krg-vmm boot (default 14400)
 #   KRG_IMAGE_MEM        guest MiB (default 512)
-#   KRG_IMAGE_NODES      local nodes (default 1; N > 1 also gives N vCPUs)
-#   KRG_IMAGE_SMP        vCPUs (default: the node count)
+#   KRG_IMAGE_PLAN       node counts of the boots, one after the other on
+#                        the same disk (default "1 2": a boot on 1 node
+#                        that writes the disk file and powers off, then one
+#                        on 2 local nodes that must find it)
+#   KRG_IMAGE_RESUME=K   keep work/overlay.qcow2 from an earlier run and
+#                        number the plan's boots from K (boot K must find
+#                        the file of boot K-1)
+#   KRG_IMAGE_NODES      N alone: the plan "N 2", or "N N" for N > 1
+#   KRG_IMAGE_SMP        vCPUs (default: each boot's node count)
 #   KRG_IMAGE_APPEND     kernel command line (the VMM adds the PVM CPU switches)
 #   KRG_IMAGE_QEMU=0     skip the QEMU TCG reference boot
 #   KRG_IMAGE_NICE       nice level of the krg-vmm run (default 10)
@@ -39,9 +49,8 @@ vmm=${KRG_VMM:-$root/krg-vmm}
 tmo=${KRG_IMAGE_TIMEOUT:-14400}
 mem=${KRG_IMAGE_MEM:-512}
 nodes=${KRG_IMAGE_NODES:-1}
-smp=${KRG_IMAGE_SMP:-$nodes}
 nice_level=${KRG_IMAGE_NICE:-10}
-for v in tmo mem nodes smp nice_level; do
+for v in tmo mem nodes nice_level; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || img_die "bad value '${!v}' for $v"
 done
 # cryptomgr.notests=1: see build-image.sh (the PVM profile adds the CPU
@@ -72,44 +81,109 @@ if [[ ${KRG_IMAGE_QEMU:-1} != 0 ]] && command -v qemu-system-x86_64 >/dev/null; 
 fi
 
 overlay=$work/overlay.qcow2
-rm -f "$overlay"
-qemu-img create -q -f qcow2 -b "$raw" -F raw "$overlay"
-node_args=()
-label=krg-smp$smp
-if ((nodes > 1)); then
-	node_args=(--local-nodes "$nodes")
-	label+=-nodes$nodes
+first=${KRG_IMAGE_RESUME:-1}
+[[ $first =~ ^[1-9][0-9]*$ ]] || img_die "KRG_IMAGE_RESUME must be a boot number"
+if ((first == 1)); then
+	rm -f "$overlay"
+	qemu-img create -q -f qcow2 -b "$raw" -F raw "$overlay"
+else
+	[[ -s $overlay ]] || img_die "KRG_IMAGE_RESUME=$first: no $overlay from the earlier boots"
+	out "resuming at boot $first on the disk of the earlier boots ($overlay)"
 fi
-log=$work/$label.log
-cmd=("$vmm" launch -m "$mem" -smp "$smp" -no-reboot "${node_args[@]}"
-	-kernel drive:/vmlinuz -initrd drive:/initrd.img -append "$append"
-	-drive "file=$overlay,format=qcow2,if=virtio")
-out "krg-vmm: ${cmd[*]}"
-img_say "booting under krg-vmm (timeout ${tmo}s, log $log)"
-: >"$log"
-nice -n "$nice_level" "${cmd[@]}" </dev/null >"$log" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT
-img_watch "$label" "$pid" "$log" "$tmo" 300
-kill "$pid" 2>/dev/null || true
-wait "$pid" 2>/dev/null || true
-trap - EXIT
 
-state=$(img_state "$log")
-line="smp=$smp nodes=$nodes krg-vmm: $IMG_OUTCOME after ${IMG_ELAPSED}s"
-[[ -z $state ]] || line+=", system-running=$state"
-if [[ -n $qemu_time && $IMG_OUTCOME == booted ]]; then
-	line+=" (qemu-tcg ${qemu_time}s, x$(awk -v a="$IMG_ELAPSED" -v b="$qemu_time" 'BEGIN { printf "%.0f", a / b }'))"
-fi
-out "$line"
-out "  milestones: ${IMG_SEEN:-none}"
-out "  $(grep -a '^krg-vmm: kernel drive:' "$log" | head -n 1)"
-out "  $(grep -a '^krg-vmm: initrd drive:' "$log" | head -n 1)"
-img_report "$log" | sed 's/^/  /' | tee -a "$summary.tmp"
-if [[ $IMG_OUTCOME != booted ]]; then
-	out "  last console lines:"
-	tr -d '\r' <"$log" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | grep -av '^[[:space:]]*$' |
-		tail -n 15 | sed 's/^/    /' | tee -a "$summary.tmp"
+# boot_once INDEX NODES: one boot of the overlay on NODES local nodes (as
+# many vCPUs unless KRG_IMAGE_SMP says otherwise), with krg.poweroff=1 so
+# the image's report unit powers the guest off once it has reported.  Sets
+# boot_ok=1 when the guest reached "running", printed its disk-file lines,
+# and krg-vmm exited with status 0 after the power-off.
+boot_once() {
+	local i=$1 n=$2 s=${KRG_IMAGE_SMP:-$2} label log pid rc=0 state t_off
+	local node_args=()
+	boot_ok=0
+	label=boot$i-krg-smp$s
+	if ((n > 1)); then
+		node_args=(--local-nodes "$n")
+		label+=-nodes$n
+	fi
+	log=$work/$label.log
+	local cmd=("$vmm" launch -m "$mem" -smp "$s" -no-reboot "${node_args[@]}"
+		-kernel drive:/vmlinuz -initrd drive:/initrd.img -append "$append krg.poweroff=1"
+		-drive "file=$overlay,format=qcow2,if=virtio")
+	out "boot $i: ${cmd[*]}"
+	img_say "boot $i under krg-vmm on $n node(s) (timeout ${tmo}s, log $log)"
+	: >"$log"
+	nice -n "$nice_level" "${cmd[@]}" </dev/null >"$log" 2>&1 &
+	pid=$!
+	# shellcheck disable=SC2064 # the pid of this boot
+	trap "kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true" EXIT
+	img_watch "$label" "$pid" "$log" "$tmo" 300
+	local outcome=$IMG_OUTCOME elapsed=$IMG_ELAPSED seen=$IMG_SEEN
+	if [[ $outcome == booted ]]; then
+		# The report unit powers off 10 s after its lines; a power-off
+		# under PVM runs emulated kernel code for minutes.
+		t_off=$EPOCHREALTIME
+		while kill -0 "$pid" 2>/dev/null && (($(printf '%.0f' "$(img_since "$t_off")") < 1800)); do
+			sleep 2
+		done
+	fi
+	if kill -0 "$pid" 2>/dev/null; then
+		kill "$pid" 2>/dev/null || true
+		rc=killed
+		wait "$pid" 2>/dev/null || true
+	else
+		wait "$pid" || rc=$?
+	fi
+	trap - EXIT
+	state=$(img_state "$log")
+	local line="boot $i: smp=$s nodes=$n krg-vmm: $outcome after ${elapsed}s"
+	[[ -z $state ]] || line+=", system-running=$state"
+	if [[ -n $qemu_time && $outcome == booted ]]; then
+		line+=" (qemu-tcg ${qemu_time}s, x$(awk -v a="$elapsed" -v b="$qemu_time" 'BEGIN { printf "%.0f", a / b }'))"
+	fi
+	[[ $outcome != booted ]] || line+=", powered off: exit status $rc"
+	out "$line"
+	out "  milestones: ${seen:-none}"
+	out "  $(grep -a '^krg-vmm: kernel drive:' "$log" | head -n 1)"
+	out "  $(grep -a '^krg-vmm: initrd drive:' "$log" | head -n 1)"
+	img_report "$log" | sed 's/^/  /' | tee -a "$summary.tmp"
+	if [[ $outcome != booted ]]; then
+		out "  last console lines:"
+		tr -d '\r' <"$log" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | grep -av '^[[:space:]]*$' |
+			tail -n 15 | sed 's/^/    /' | tee -a "$summary.tmp"
+		return
+	fi
+	# Boot i must find the file boot i-1 wrote, and write its own.
+	local want_found="krg-image: disk-file none"
+	((i == 1)) || want_found="krg-image: disk-file found: boots=$((i - 1)) "
+	if [[ $state == running && $rc == 0 ]] &&
+		tr -d '\r' <"$log" | grep -aqF -- "$want_found" &&
+		tr -d '\r' <"$log" | grep -aqE -- "krg-image: disk-file boots=$i .* write\+sync ok"; then
+		boot_ok=1
+	else
+		out "  boot $i: FAIL (want running, exit status 0, \"$want_found\" and boots=$i written)"
+	fi
+}
+
+read -r -a plan <<<"${KRG_IMAGE_PLAN:-$nodes $((nodes > 1 ? nodes : 2))}"
+ok=1
+i=$((first - 1))
+for n in "${plan[@]}"; do
+	[[ $n =~ ^[1-9][0-9]*$ ]] || img_die "bad node count '$n' in KRG_IMAGE_PLAN"
+	i=$((i + 1))
+	boot_once "$i" "$n"
+	if ((!boot_ok)); then
+		ok=0
+		break
+	fi
+done
+# The guest's writes went into the overlay through krg-vmm's qcow2 path
+# (QEMU's block layer): it must be consistent afterwards.
+if check=$(qemu-img check "$overlay" 2>&1); then
+	out "qemu-img check $overlay: $(printf '%s\n' "$check" | tail -n 1)"
+else
+	ok=0
+	out "qemu-img check $overlay: FAILED"
+	printf '%s\n' "$check" | sed 's/^/  /' | tee -a "$summary.tmp"
 fi
 mv "$summary.tmp" "$summary"
-[[ $IMG_OUTCOME == booted && $state == running ]]
+((ok))

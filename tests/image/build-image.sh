@@ -173,6 +173,33 @@ failed=\$(systemctl list-units --failed --plain --no-legend 2>/dev/null | awk '{
 	echo "krg-image: net=\$(ip -4 -br addr show 2>/dev/null | grep -v '^lo ' | tr -s ' ' | tr '\n' ';')"
 	echo "krg-image: system-running=\$state"
 } >/dev/ttyS0
+# The disk's part of the long test: a file kept across boots.  Each boot
+# reads what the previous one left, then writes its own count and boot ID
+# and syncs it, so a second boot proves the first one's write reached the
+# image.
+f=/var/lib/krg-image/boots
+prev=\$(sed -n 's/^boots=\([0-9]*\) .*/\1/p' "\$f" 2>/dev/null)
+prev_id=\$(sed -n 's/.* boot_id=\([0-9a-f-]*\).*/\1/p' "\$f" 2>/dev/null)
+n=\$((\${prev:-0} + 1))
+id=\$(cat /proc/sys/kernel/random/boot_id)
+mkdir -p /var/lib/krg-image
+echo "boots=\$n boot_id=\$id" >"\$f.new" && sync "\$f.new" && mv "\$f.new" "\$f" && sync -f "\$f" &&
+	written=ok || written=failed
+{
+	if [ -n "\$prev" ]; then
+		echo "krg-image: disk-file found: boots=\$prev from boot_id=\$prev_id"
+	else
+		echo "krg-image: disk-file none (first boot of this disk)"
+	fi
+	echo "krg-image: disk-file boots=\$n boot_id=\$id write+sync \$written"
+} >/dev/ttyS0
+# krg.poweroff=1 on the kernel command line: power off once reported, after
+# a pause in which the serial getty prints its prompt.
+if grep -qw 'krg.poweroff=1' /proc/cmdline; then
+	sleep 10
+	echo "krg-image: powering off" >/dev/ttyS0
+	systemctl --no-block poweroff
+fi
 REPORT
 printf '%s\n' '[Unit]' \\
 	'Description=Report the boot state on ttyS0 (krg-vmm image tests)' \\
