@@ -144,6 +144,14 @@ struct lapic {
 	/* The vCPU set the guest's PV-EOI bit for the highest vector in
 	 * service, so the guest may have ended it without telling us yet. */
 	bool pv_eoi_armed;
+	/* No two timer interrupts closer than this (0: no limit), on every
+	 * path that fires the timer, not only the host timer's wake-up:
+	 * where each one costs milliseconds of emulated guest kernel code
+	 * (PVM), a busy vCPU would otherwise take its tick at the guest's
+	 * full rate.  A later interrupt than asked is what a guest sees on
+	 * a busy host anyway.  The last fire time moves with the vCPU. */
+	uint64_t timer_min_gap_ns;
+	uint64_t timer_last_fire_ns; /* host ns, 0 = never */
 };
 
 /* Power-on state; bsp selects the BSP flag in APIC_BASE.  The BSP's LINT0

@@ -14,10 +14,22 @@ static uint64_t now_ns(struct lapic *l)
 	return l->env.now_ns ? l->env.now_ns(l->env.ctx) : 0;
 }
 
+/* When the timer may fire for deadline_ns: no earlier than the minimum
+ * gap after the last interrupt. */
+static uint64_t not_before(const struct lapic *l, uint64_t deadline_ns)
+{
+	uint64_t gap_end = l->timer_last_fire_ns + l->timer_min_gap_ns;
+
+	if (deadline_ns && l->timer_min_gap_ns && l->timer_last_fire_ns &&
+	    deadline_ns < gap_end)
+		return gap_end;
+	return deadline_ns;
+}
+
 static void arm(struct lapic *l, uint64_t deadline_ns)
 {
 	if (l->env.timer_arm)
-		l->env.timer_arm(l->env.ctx, deadline_ns);
+		l->env.timer_arm(l->env.ctx, not_before(l, deadline_ns));
 }
 
 unsigned lapic_timer__mode(const struct lapic *l)
@@ -115,8 +127,9 @@ bool lapic_timer__check(struct lapic *l, uint64_t now)
 {
 	uint64_t period, n;
 
-	if (!l->s.timer_deadline_ns || now < l->s.timer_deadline_ns)
+	if (!l->s.timer_deadline_ns || now < not_before(l, l->s.timer_deadline_ns))
 		return false;
+	l->timer_last_fire_ns = now ? now : 1;
 	fire(l);
 	switch (lapic_timer__mode(l)) {
 	case LAPIC_TIMER_PERIODIC:

@@ -63,9 +63,6 @@ static void env_timer_arm(void *ctx, uint64_t deadline_ns)
 {
 	struct vcpu *v = ctx;
 
-	if (deadline_ns && v->m->timer_min_gap_ns &&
-	    deadline_ns < v->last_timer_fire_ns + v->m->timer_min_gap_ns)
-		deadline_ns = v->last_timer_fire_ns + v->m->timer_min_gap_ns;
 	atomic_store(&v->lapic_deadline, deadline_ns);
 	arm_ktimer(v, deadline_ns);
 	/* A halted vCPU sleeps until its deadline: let it see the new one. */
@@ -80,13 +77,9 @@ static void check_lapic_timer(struct vcpu *v)
 {
 	uint64_t d = atomic_load(&v->lapic_deadline);
 
-	uint64_t now;
-
-	if (d && (now = vclock__now_ns()) >= d &&
-	    atomic_compare_exchange_strong(&v->lapic_deadline, &d, 0)) {
-		v->last_timer_fire_ns = now;
+	if (d && vclock__now_ns() >= d &&
+	    atomic_compare_exchange_strong(&v->lapic_deadline, &d, 0))
 		lapic__timer_expired(&v->lapic);
-	}
 }
 
 static void env_kick(void *ctx)
@@ -525,6 +518,10 @@ static void *vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "krg-vcpu%u", v->index);
 	pthread_setname_np(pthread_self(), name);
+	/* Decided by now (boot, restore or the VM description). */
+	pthread_mutex_lock(&v->lapic.lock);
+	v->lapic.timer_min_gap_ns = m->timer_min_gap_ns;
+	pthread_mutex_unlock(&v->lapic.lock);
 	{
 		/* The kernel signals this thread itself at the deadline:
 		 * KVM_RUN returns and the loop fires the LAPIC timer. */

@@ -50,7 +50,6 @@ struct vcpu {
 	timer_t lapic_ktimer;
 	bool lapic_ktimer_ok;
 	_Atomic uint64_t lapic_deadline;
-	uint64_t last_timer_fire_ns; /* for machine->timer_min_gap_ns */
 	int64_t tsc_offset; /* guest TSC = host TSC + offset */
 
 	/* Wakeups for a halted or wait-for-SIPI vCPU. */

@@ -46,7 +46,7 @@ int vcpu_blob__save(struct vcpu *v, uint8_t **blob, size_t *len, char *err,
 	st.run_state = (uint32_t)v->state;
 	lapic__save_state(&v->lapic, &ls);
 	now = ls.save_ns;
-	fired = v->last_timer_fire_ns;
+	fired = v->lapic.timer_last_fire_ns;
 	memset(&x, 0, sizeof(x));
 	x.index = v->index;
 	x.run_state = (uint32_t)v->state;
@@ -182,7 +182,7 @@ int vcpu_blob__load(struct vcpu *v, const uint8_t *blob, size_t len,
 	v->pv_eoi_msr_seen = 0; /* look the PV-EOI address up again */
 	v->pv_eoi_flag = NULL;
 	now = vclock__now_ns();
-	v->last_timer_fire_ns = p->x.since_fire_ns == UINT64_MAX ? 0 :
+	v->lapic.timer_last_fire_ns = p->x.since_fire_ns == UINT64_MAX ? 0 :
 				p->x.since_fire_ns < now ?
 					now - p->x.since_fire_ns : 1;
 	/* Following the host clock, deadlines stay where they are; else

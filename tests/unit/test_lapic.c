@@ -662,6 +662,84 @@ START_TEST(timer_tsc_deadline)
 }
 END_TEST
 
+/* The minimum gap (PVM profile) holds on every path that fires the timer:
+ * a deadline already past when written, the exit-time checks a busy vCPU
+ * makes (pending_intr, has_work), and the host timer armed for it. */
+START_TEST(timer_min_gap_on_every_path)
+{
+	struct fake *f = fake_new(0, false);
+	const uint32_t tsc_mode = LAPIC_TIMER_TSC_DEADLINE << 17;
+	const uint64_t gap = 20000000;
+	int v = -1;
+
+	enable_sw(f);
+	f->l.timer_min_gap_ns = gap;
+	wr(f, LAPIC_REG_LVT_TIMER, tsc_mode | 0x70);
+	f->now = 5000;
+	f->tsc = 1000000;
+	/* Nothing fired yet: a past deadline fires at once. */
+	msr_wr(f, MSR_IA32_TSC_DEADLINE, 999999);
+	ck_assert_int_eq(take(f), 0x70);
+	wr(f, LAPIC_REG_EOI, 0);
+	/* Past again, right after: held back to the end of the gap. */
+	msr_wr(f, MSR_IA32_TSC_DEADLINE, 999999);
+	ck_assert(!irr(f, 0x70));
+	ck_assert_uint_eq(f->armed, 5000 + gap);
+	ck_assert_uint_eq(msr_rd(f, MSR_IA32_TSC_DEADLINE), 999999);
+	f->now = 5000 + gap - 1;
+	ck_assert(!lapic__has_work(&f->l));
+	ck_assert_int_eq(lapic__pending_intr(&f->l, &v), LAPIC_INTR_NONE);
+	lapic__timer_expired(&f->l);
+	ck_assert(!irr(f, 0x70));
+	f->now = 5000 + gap;
+	ck_assert_int_eq(lapic__pending_intr(&f->l, &v), LAPIC_INTR_VECTOR);
+	ck_assert_int_eq(v, 0x70);
+	ck_assert_int_eq(take(f), 0x70);
+	wr(f, LAPIC_REG_EOI, 0);
+	/* A deadline beyond the gap is untouched. */
+	f->tsc = 3000000;
+	msr_wr(f, MSR_IA32_TSC_DEADLINE, 3000000 + 2 * 2 * gap);
+	ck_assert_uint_eq(f->armed, f->now + 2 * gap);
+	/* Without a gap the same sequence fires back to back. */
+	f->l.timer_min_gap_ns = 0;
+	msr_wr(f, MSR_IA32_TSC_DEADLINE, 2999999);
+	ck_assert_int_eq(take(f), 0x70);
+	wr(f, LAPIC_REG_EOI, 0);
+	msr_wr(f, MSR_IA32_TSC_DEADLINE, 2999999);
+	ck_assert_int_eq(take(f), 0x70);
+	fake_free(f);
+}
+END_TEST
+
+/* Periodic mode under the gap: a 1 ms period gives one interrupt per gap,
+ * the missed periods merged into it. */
+START_TEST(timer_min_gap_periodic)
+{
+	struct fake *f = fake_new(0, false);
+	const uint64_t gap = 20000000;
+	int fired = 0;
+
+	enable_sw(f);
+	f->l.timer_min_gap_ns = gap;
+	f->now = 1000;
+	wr(f, LAPIC_REG_TIMER_DCR, 0xB); /* divide by 1 */
+	wr(f, LAPIC_REG_LVT_TIMER, (LAPIC_TIMER_PERIODIC << 17) | 0x71);
+	wr(f, LAPIC_REG_TIMER_ICR, LAPIC_BUS_HZ / 1000);
+	for (f->now = 1000; f->now <= 1000 + 100000000; f->now += 100000) {
+		lapic__timer_expired(&f->l);
+		if (irr(f, 0x71)) {
+			fired++;
+			ck_assert_int_eq(take(f), 0x71);
+			wr(f, LAPIC_REG_EOI, 0);
+		}
+	}
+	/* 100 ms: 100 periods, at most one per 20 ms gap. */
+	ck_assert_int_ge(fired, 4);
+	ck_assert_int_le(fired, 6);
+	fake_free(f);
+}
+END_TEST
+
 /* ---- ICR ---- */
 
 START_TEST(icr_xapic_decoding)
@@ -1208,6 +1286,8 @@ static Suite *lapic_suite(void)
 	tcase_add_test(timer, timer_masked_and_min_period);
 	tcase_add_test(timer, timer_divider_change_keeps_count);
 	tcase_add_test(timer, timer_tsc_deadline);
+	tcase_add_test(timer, timer_min_gap_on_every_path);
+	tcase_add_test(timer, timer_min_gap_periodic);
 	suite_add_tcase(s, timer);
 
 	tcase_add_test(ipi, icr_xapic_decoding);
