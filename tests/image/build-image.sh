@@ -220,6 +220,15 @@ mkdir -p "\$r/etc/systemd/journald.conf.d"
 printf '%s\n' '[Journal]' 'Storage=volatile' \\
 	>"\$r/etc/systemd/journald.conf.d/krg-vmm.conf"
 
+# Under PVM every uevent and every service start runs emulated kernel code
+# for minutes: systemd's 90 s defaults failed the serial console's device
+# (so no getty, no login prompt) while udev was still coldplugging, and a
+# 3-minute service watchdog would kill a daemon that is merely slow.  No
+# effect on a machine where the boot takes seconds.
+mkdir -p "\$r/etc/systemd/system.conf.d"
+printf '%s\n' '[Manager]' 'DefaultTimeoutStartSec=2h' 'DefaultDeviceTimeoutSec=2h' \\
+	'ServiceWatchdogs=no' >"\$r/etc/systemd/system.conf.d/krg-vmm.conf"
+
 # ConditionNeedsUpdate= would rebuild the hwdb and ld.so.cache on the first
 # boot: done here instead, and the stamps made newer than /usr.
 chroot "\$r" systemd-hwdb update
