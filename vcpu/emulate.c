@@ -385,6 +385,21 @@ static int complete_decoded(struct emu_regs *regs, const struct decoded *d,
 		regs->rip = emulate__next_ip(regs, d->insn.length);
 		out->kind = EMU_DONE;
 		return 0;
+	case ZYDIS_MNEMONIC_NOP:
+		/* The reserved-NOP space (0F 19-0F 1F, ModRM): newer CPUs give
+		 * some of it a meaning that a CPU without the feature executes
+		 * as a NOP, and KVM's emulator does not know every form (Linux
+		 * 6.1.13x's BPF JIT ends classic BPF programs, e.g. systemd's
+		 * seccomp filters, with IBHF, F3 48 0F 1E F8).  A NOP never
+		 * touches its memory operand.  With CR4.CET set, the 0F 1E
+		 * forms are ENDBR/RDSSP and not ours to skip. */
+		if (regs->cr4 & EMU_CR4_CET)
+			return emulate__refuse(out, "%s with CR4.CET set", out->text);
+		if (d->insn.attributes & ZYDIS_ATTRIB_HAS_LOCK)
+			return emulate__refuse(out, "%s with LOCK (#UD)", out->text);
+		regs->rip = emulate__next_ip(regs, d->insn.length);
+		out->kind = EMU_DONE;
+		return 0;
 	case ZYDIS_MNEMONIC_CLAC:
 	case ZYDIS_MNEMONIC_STAC:
 		/* SMAP's user-access window: only EFLAGS.AC changes.  Outside
@@ -524,6 +539,7 @@ void emulate__regs_from_kvm(const struct kvm_regs *k,
 	regs->ss_base = s->ss.base;
 	regs->cpl = s->cs.dpl;
 	regs->cr0 = s->cr0;
+	regs->cr4 = s->cr4;
 	regs->fs_base = s->fs.base;
 	regs->gs_base = s->gs.base;
 	regs->gdt_base = s->gdt.base;

@@ -80,6 +80,7 @@ enum emu_gpr {
 #define EMU_RFLAGS_AC (1ull << 18)
 #define EMU_CR0_MP (1ull << 1)
 #define EMU_CR0_TS (1ull << 3)
+#define EMU_CR4_CET (1ull << 23)
 #define EMU_FSW_ES 0x0080
 
 struct emu_regs {
@@ -95,6 +96,7 @@ struct emu_regs {
 	enum emu_cpu_mode mode;
 	uint8_t cpl; /* current privilege level (CS.DPL as KVM reports it) */
 	uint64_t cr0;    /* for fwait: MP and TS */
+	uint64_t cr4;    /* for the hint NOPs: CET */
 	uint16_t fpu_fsw; /* x87 status word (KVM_GET_FPU), for fwait */
 };
 

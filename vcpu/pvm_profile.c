@@ -391,7 +391,7 @@ int pvm_profile__summary(const struct pvm_host *host,
 		sb_str(&b, res->dropped);
 		sb_str(&b, "; ");
 	}
-	sb_str(&b, "int3, int n, into, popcnt, lzcnt, tzcnt, lsl, lar, clac, stac, fwait completed by the "
+	sb_str(&b, "int3, int n, into, popcnt, lzcnt, tzcnt, lsl, lar, clac, stac, fwait, hint NOPs completed by the "
 		   "VMM when KVM cannot emulate them; --pvm-profile off to "
 		   "disable");
 out:

@@ -116,7 +116,8 @@
 #define FB_SEG_LSL_NULL	37	/* lsl of the null selector */
 #define FB_SEG_LAR_KCODE 38	/* lar of SEL_KCODE (DPL 0) */
 #define FB_SEG_ZF	39	/* bit n: ZF after case n of the four */
-#define FB_SLOTS	40
+#define FB_HINT_NOPS	40	/* 1 once the instruction after the hint NOPs ran */
+#define FB_SLOTS	41
 
 /* How user mode enters the kernel for a service (cmdline sysc=). */
 #define SYSC_UD2	0	/* default: ud2 -> #UD, as PVM handles faults right */

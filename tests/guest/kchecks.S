@@ -142,6 +142,13 @@ k_fallback:
 3:
 	fwait
 	movq $1, FB_FWAIT * 8(%rdi)
+	/* Hint NOPs: IBHF as Linux's BPF JIT emits it (F3 48 0F 1E F8),
+	 * and a memory form whose operand is never accessed (RAX holds
+	 * no address here). */
+	movq $0xdead0000dead0000, %rax
+	.byte 0xf3, 0x48, 0x0f, 0x1e, 0xf8
+	.byte 0x0f, 0x1d, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00
+	movq $1, FB_HINT_NOPS * 8(%rdi)
 	movq $0x600d, FB_DONE * 8(%rdi)
 	ret
 

@@ -276,6 +276,12 @@ void test_fallback(unsigned cpu)
 	} else {
 		say("fallback: fwait: ok (no-op)");
 	}
+	if (kout[FB_HINT_NOPS] != 1) {
+		say("fallback: MISMATCH: the instruction after the hint NOPs did not run");
+		mismatches++;
+	} else {
+		say("fallback: hint NOPs (IBHF, nop [mem]): ok");
+	}
 	if (mismatches)
 		fail("fallback: %u of the checks failed", mismatches);
 	say("fallback: all kernel-mode checks ok (%u warnings)", warnings);

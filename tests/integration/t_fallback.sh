@@ -71,4 +71,5 @@ else
 	refute_log '^krg-vmm: fallback: (completed|refused)' "$log"
 	[[ -n $(handler_rip 'int3 \(#BP\)') ]] || fail "no int3 handler line"
 fi
-pass "kernel-mode popcnt/lzcnt/tzcnt, lsl/lar, int3, int \$0x41, clac/stac, fwait"
+assert_log '^krg-test: fallback: hint NOPs \(IBHF, nop \[mem\]\): ok' "$log"
+pass "kernel-mode popcnt/lzcnt/tzcnt, lsl/lar, int3, int \$0x41, clac/stac, fwait, hint NOPs"

@@ -676,6 +676,33 @@ START_TEST(fwait_cases)
 }
 END_TEST
 
+/* Hint NOPs (0F 19-0F 1F): IBHF as Linux's BPF JIT emits it, ENDBR64, a
+ * memory form (never read: no read_guest given); refused with CR4.CET or
+ * LOCK. */
+START_TEST(hint_nops)
+{
+	struct emu_regs r = regs64(), before;
+	struct emu_action a;
+
+	before = r;
+	ck_assert_int_eq(RUN(&r, NULL, &a, 0xf3, 0x48, 0x0f, 0x1e, 0xf8), 0);
+	ck_assert_int_eq(a.kind, EMU_DONE);
+	ck_assert_uint_eq(r.rip, before.rip + 5);
+	before.rip = r.rip;
+	ck_assert_mem_eq(&r, &before, sizeof(r));
+	ck_assert_int_eq(RUN(&r, NULL, &a, 0x0f, 0x1d, 0x84, 0x00, 0, 0, 0, 0), 0);
+	ck_assert_int_eq(a.kind, EMU_DONE);
+	ck_assert_uint_eq(r.rip, before.rip + 8);
+
+	r = before;
+	r.cr4 |= EMU_CR4_CET;
+	ck_assert_int_eq(RUN(&r, NULL, &a, 0xf3, 0x48, 0x0f, 0x1e, 0xf8), -1);
+	ck_assert_int_eq(a.kind, EMU_REFUSED);
+	ck_assert_ptr_nonnull(strstr(a.reason, "CET"));
+	ck_assert_uint_eq(r.rip, before.rip);
+}
+END_TEST
+
 /* --- refusals --- */
 
 START_TEST(refuse_unlisted)
@@ -1058,6 +1085,7 @@ static Suite *emulate_suite(void)
 	tcase_add_test(tc, popcnt_reg_widths);
 	tcase_add_test(tc, clac_stac);
 	tcase_add_test(tc, fwait_cases);
+	tcase_add_test(tc, hint_nops);
 	tcase_add_test(tc, lzcnt_reg);
 	tcase_add_test(tc, tzcnt_reg);
 	tcase_add_test(tc, matches_host_cpu);
