@@ -388,8 +388,8 @@ static int complete_decoded(struct emu_regs *regs, const struct decoded *d,
 	case ZYDIS_MNEMONIC_NOP:
 		/* The reserved-NOP space (0F 19-0F 1F, ModRM): newer CPUs give
 		 * some of it a meaning that a CPU without the feature executes
-		 * as a NOP, and KVM's emulator does not know every form (Linux
-		 * 6.1.13x's BPF JIT ends classic BPF programs, e.g. systemd's
+		 * as a NOP, and KVM's emulator does not know every form (Debian's
+		 * 6.1.192 kernel's BPF JIT ends classic BPF programs, e.g. systemd's
 		 * seccomp filters, with IBHF, F3 48 0F 1E F8).  A NOP never
 		 * touches its memory operand.  With CR4.CET set, the 0F 1E
 		 * forms are ENDBR/RDSSP and not ours to skip. */
