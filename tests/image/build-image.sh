@@ -130,6 +130,14 @@ blacklist=(
 	ccp crc32c_intel autofs4 ip_tables x_tables
 )
 
+# Units whose own TimeoutSec= (30-90 s) a PVM boot outlasts.
+short_timeout_units=(
+	kmod.service procps.service systemd-binfmt.service systemd-journal-flush.service
+	systemd-machine-id-commit.service systemd-modules-load.service systemd-rfkill.service
+	systemd-sysctl.service systemd-sysusers.service systemd-random-seed.service
+	systemd-backlight@.service
+)
+
 cat >"$work/customize.sh" <<EOF
 #!/bin/sh
 # Runs as mmdebstrap's customize hook: \$1 is the new root.
@@ -228,6 +236,15 @@ printf '%s\n' '[Journal]' 'Storage=volatile' \\
 mkdir -p "\$r/etc/systemd/system.conf.d"
 printf '%s\n' '[Manager]' 'DefaultTimeoutStartSec=2h' 'DefaultDeviceTimeoutSec=2h' \\
 	'ServiceWatchdogs=no' >"\$r/etc/systemd/system.conf.d/krg-vmm.conf"
+# Units with a short timeout of their own (systemd-machine-id-commit's 30 s
+# failed it under PVM: the system came up "degraded"), and udevd's 180 s
+# per-event limit, which a module load hashed in emulated code can outlast
+# (udev.conf also goes into the initramfs, made below).
+for u in ${short_timeout_units[*]}; do
+	mkdir -p "\$r/etc/systemd/system/\$u.d"
+	printf '%s\n' '[Service]' 'TimeoutSec=2h' >"\$r/etc/systemd/system/\$u.d/krg-vmm.conf"
+done
+echo 'event_timeout=7200' >>"\$r/etc/udev/udev.conf"
 
 # ConditionNeedsUpdate= would rebuild the hwdb and ld.so.cache on the first
 # boot: done here instead, and the stamps made newer than /usr.
