@@ -28,9 +28,9 @@
 #                        the same disk (default "1 2": a boot on 1 node
 #                        that writes the disk file and powers off, then one
 #                        on 2 local nodes that must find it)
-#   KRG_IMAGE_RESUME=K   keep work/overlay.qcow2 from an earlier run and
-#                        number the plan's boots from K (boot K must find
-#                        the file of boot K-1)
+#   KRG_IMAGE_RESUME=K   keep work/overlay.qcow2 from an earlier run cut
+#                        short and start at the plan's boot K (boot K must
+#                        find the file of boot K-1)
 #   KRG_IMAGE_NODES      N alone: the plan "N 2", or "N N" for N > 1
 #   KRG_IMAGE_SMP        vCPUs (default: each boot's node count)
 #   KRG_IMAGE_APPEND     kernel command line (the VMM adds the PVM CPU switches)
@@ -165,11 +165,16 @@ boot_once() {
 }
 
 read -r -a plan <<<"${KRG_IMAGE_PLAN:-$nodes $((nodes > 1 ? nodes : 2))}"
-ok=1
-i=$((first - 1))
 for n in "${plan[@]}"; do
 	[[ $n =~ ^[1-9][0-9]*$ ]] || img_die "bad node count '$n' in KRG_IMAGE_PLAN"
+done
+((first <= ${#plan[@]})) ||
+	img_die "KRG_IMAGE_RESUME=$first: the plan (${plan[*]}) has ${#plan[@]} boots"
+ok=1
+i=0
+for n in "${plan[@]}"; do
 	i=$((i + 1))
+	((i >= first)) || continue
 	boot_once "$i" "$n"
 	if ((!boot_ok)); then
 		ok=0
