@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 
 #include "dsm/dsm_mem.h"
 #include "vcpu/cpuid.h"
@@ -102,6 +103,53 @@ static void dsm_fatal(void *ctx, const char *why)
 {
 	machine__request_stop(ctx, KRG_EXIT_FAILURE, "memory coherence: %s",
 			      why);
+}
+
+/* Whether KVM runs the guest on shadow page tables here: PVM, or VT-x /
+ * AMD-V with EPT / NPT turned off. */
+static bool host_shadow_paging(char *why, size_t len)
+{
+	static const char *const params[][2] = {
+		{ "/sys/module/kvm_intel/parameters/ept", "kvm_intel ept=N" },
+		{ "/sys/module/kvm_amd/parameters/npt", "kvm_amd npt=0" },
+	};
+	struct stat st;
+
+	if (stat("/sys/module/kvm_pvm", &st) == 0) {
+		snprintf(why, len, "PVM (kvm_pvm)");
+		return true;
+	}
+	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+		FILE *f = fopen(params[i][0], "r");
+		int c = f ? fgetc(f) : EOF;
+
+		if (f)
+			fclose(f);
+		if (c == 'N' || c == 'n' || c == '0') {
+			snprintf(why, len, "%s", params[i][1]);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Guest page tables are coherent across nodes only where KVM translates
+ * through them directly (EPT/NPT).  On a shadow-paging host KVM keeps
+ * translations built from a page-table page after another node changed
+ * it, and it has no operation that drops them without waiting for every
+ * vCPU to leave KVM, which a vCPU waiting for a page inside PVM's
+ * emulator never does (tests/guest/test_pagetable.c, bench/RESULTS.md).
+ * Say so once, on node 0, rather than let user programs fail silently. */
+static void warn_shadow_paging(const struct machine *m)
+{
+	char why[32];
+
+	if (m->node_self == 0 && host_shadow_paging(why, sizeof(why)))
+		fprintf(stderr, "krg-vmm: warning: KVM uses shadow paging here "
+			"(%s): a guest page table changed on one node may "
+			"still translate the old way for user programs on "
+			"another (test=coh-pt); run multi-node guests with "
+			"user processes on EPT/NPT hosts\n", why);
 }
 
 static void dsm_recv(void *ctx, unsigned sender, unsigned type,
@@ -277,6 +325,7 @@ int machine__setup_cluster(struct machine *m, const struct machine_node *node,
 	};
 
 	adopt_clock(m, node);
+	warn_shadow_paging(m);
 	if (dsm_mem__probe(err, errlen) < 0)
 		return -1;
 	/* Restoring a snapshot: the pages this node homes go into RAM

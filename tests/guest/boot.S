@@ -159,6 +159,7 @@ pdpt:
 	.quad 0, 0
 	.quad pd_mmio + (PTE_P | PTE_W | PTE_U)
 	.fill 508, 8, 0
+	.globl pd_low
 pd_low:
 	.set i, 0
 	.rept 512

@@ -90,7 +90,8 @@
 #define SYS_FALLBACK	11	/* (out, smap): run the fallback checks (fallback.S) */
 #define SYS_TRIPLE	12	/* (): empty IDT, then #UD in kernel mode */
 #define SYS_IPI_HLT	13	/* (vector): self-IPI with IF=0, then sti; hlt */
-#define SYS_MAX		14
+#define SYS_FLUSH_TLB	14	/* (va): invlpg va, or reload CR3 if 0 */
+#define SYS_MAX		15
 
 /* test=fallback: k_fallback() fills uint64_t out[FB_SLOTS].  Bit-count
  * case n takes its preset RAX from fb_in[2n] and its source from

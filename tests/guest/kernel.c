@@ -304,6 +304,13 @@ uint64_t sys_dispatch(uint64_t a0, uint64_t a1, uint64_t a2, uint64_t nr)
 		k_send_ipi(p, 0, (a0 & 0xff) | (1u << 14) | (1u << 18));
 		k_wait_irq();
 		return 0;
+	case SYS_FLUSH_TLB:
+		if (a0)
+			__asm__ volatile("invlpg (%0)" : : "r"(a0) : "memory");
+		else
+			__asm__ volatile("mov %%cr3, %%rax; mov %%rax, %%cr3"
+					 : : : "rax", "memory");
+		return 0;
 	}
 	(void)a2;
 	return ~0ull;

@@ -61,6 +61,7 @@ static const struct test tests[] = {
 	{ "coh-sb", test_coh_sb, 1 },
 	{ "coh-falseshare", test_coh_falseshare, 1 },
 	{ "coh-sb-nofence", test_coh_sb_nofence, 1 },
+	{ "coh-pt", test_coh_pt, 1 },
 	{ "bench-pio", bench_pio, 1 },
 	{ "bench-mmio", bench_mmio, 1 },
 	{ "bench-syscall", bench_syscall, 1 },
@@ -354,12 +355,13 @@ static void make_plan(void)
 		plan_add("coh-mp");
 		plan_add("coh-sb");
 		plan_add("coh-falseshare");
+		plan_add("coh-pt");
 	} else if (!plan_add(opts.test)) {
 		fail("unknown test (smp ipi timer ioapic all work spin fallback "
 		     "triplefault reset hltwake powerbtn blk bench bench-pio bench-mmio "
 		     "bench-syscall bench-ipi bench-timer bench-dsm bench-compute "
 		     "bench-idle bench-idle-quiet coherence coh-atomic "
-		     "coh-spinlock coh-mp coh-sb coh-falseshare coh-sb-nofence)");
+		     "coh-spinlock coh-mp coh-sb coh-falseshare coh-sb-nofence coh-pt)");
 	}
 	for (unsigned i = 0; i < nplan; i++)
 		if (ncpus < plan[i]->min_cpus)

@@ -191,6 +191,7 @@ void test_coh_mp(unsigned cpu);
 void test_coh_sb(unsigned cpu);
 void test_coh_falseshare(unsigned cpu);
 void test_coh_sb_nofence(unsigned cpu);
+void test_coh_pt(unsigned cpu);
 void bench_pio(unsigned cpu);
 void bench_mmio(unsigned cpu);
 void bench_syscall(unsigned cpu);

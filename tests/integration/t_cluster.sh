@@ -26,6 +26,11 @@ all_on() {
 	assert_no_sanitizer_report "$log"
 	assert_rc 0 "$log"
 	assert_log "^krg-vmm: cluster of $n nodes up:" "$log"
+	if [[ -d /sys/module/kvm_pvm ]]; then
+		assert_log '^krg-vmm: warning: KVM uses shadow paging here \(PVM \(kvm_pvm\)\)' "$log"
+	else
+		refute_log 'shadow paging' "$log"
+	fi
 	assert_log '^KRG-TEST PASS all$' "$log"
 	assert_log "^krg-test: smp: all $n cpus up after" "$log"
 	assert_log "^krg-test: smp: all $n cpus computed correct results$" "$log"

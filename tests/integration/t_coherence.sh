@@ -38,6 +38,7 @@ assert_patterns() {
 	if [[ $n -lt 2 ]]; then
 		assert_log '^krg-test: coherence: mp: skipped, needs at least 2 cpus \(have 1\)$' "$log"
 		assert_log '^krg-test: coherence: sb: skipped, needs at least 2 cpus \(have 1\)$' "$log"
+		assert_log '^krg-test: coherence: pt: skipped, needs at least 2 cpus \(have 1\)$' "$log"
 		return
 	fi
 	assert_log "^krg-test: coherence: mp: ok, $n cpus x $it iterations, every message matched its flag$" "$log"
@@ -45,7 +46,8 @@ assert_patterns() {
 	sb=$(((n - 1) * ((it + n - 2) / (n - 1))))
 	assert_log "^krg-test: coherence: sb: ok, $n cpus x $sb iterations, no both-zero outcome$" "$log"
 	assert_log '^krg-test: coherence: sb: outcomes .* 0,0: 0 ' "$log"
-	for p in atomic spinlock mp sb falseshare; do
+	assert_log "^krg-test: coherence: pt: ok, cpus 0 and $((n - 1)) x 400 rounds, 200 PDE and 200 PTE changes seen after a TLB flush$" "$log"
+	for p in atomic spinlock mp sb falseshare pt; do
 		assert_log "^krg-test: coh-$p: ok \\([0-9]+ ms\\)$" "$log"
 	done
 }
