@@ -101,6 +101,13 @@ struct dsm_mem_config {
 	unsigned hold_us;
 	/* dsm_config.track_writes: same on every node. */
 	bool track_writes;
+	/* Called with the node lock held after pages were punched out and
+	 * before the next message leaves (at most once per step): drops any
+	 * translation cache built from the old bytes that the kernel's MMU
+	 * notifier does not drop (KVM's shadow page tables, see
+	 * vmm/shadow_flush.h).  NULL: nothing to drop.  Negative: the node
+	 * can no longer stay coherent (fatal). */
+	int (*drop_translations)(void *ctx);
 };
 
 /* Counters.  `core` holds the protocol core's own (messages sent/received
@@ -117,6 +124,7 @@ struct dsm_mem_stats {
 	uint64_t map_locals;		/* MAP_LOCAL executed */
 	uint64_t write_protects;	/* UFFDIO_WRITEPROTECT(WP) issued */
 	uint64_t invalidations;		/* pages punched out (ZAP) */
+	uint64_t translation_drops;	/* drop_translations calls */
 	uint64_t copy_eexist;		/* UFFDIO_COPY found a page present */
 	uint64_t retries;		/* ioctls retried on EAGAIN */
 	uint64_t msgs_sent, msgs_received;

@@ -341,6 +341,24 @@ static int punch(struct dsm_mem *dm, uint64_t page)
 	dsm_mem__set_bit(dm->writable, page, false);
 	dsm_mem__set_bit(dm->foreign, page, false);
 	dm->st.invalidations++;
+	dm->translations_stale = true;
+	return 0;
+}
+
+/* Before a message leaves (it may let another node go on and tell this
+ * one's vCPUs), nothing here may still translate through bytes punched
+ * out: see dsm_mem_config.drop_translations. */
+static int drop_stale_translations(struct dsm_mem *dm)
+{
+	if (!dm->translations_stale || !dm->cfg.drop_translations)
+		return 0;
+	dm->translations_stale = false;
+	dm->st.translation_drops++;
+	if (dm->cfg.drop_translations(dm->cfg.ctx) < 0) {
+		dsm_mem__fail(dm, "dropping translations of punched pages: %s",
+			      strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
@@ -401,7 +419,9 @@ int dsm_mem__exec(struct dsm_mem *dm, const struct dsm_actions *acts)
 		}
 		switch (a->type) {
 		case DSM_ACT_SEND:
-			rc = do_send(dm, a, a->page == zpage ? zcopy : NULL);
+			rc = drop_stale_translations(dm);
+			if (!rc)
+				rc = do_send(dm, a, a->page == zpage ? zcopy : NULL);
 			break;
 		case DSM_ACT_INSTALL:
 			if (a->page == zpage)
@@ -427,5 +447,5 @@ int dsm_mem__exec(struct dsm_mem *dm, const struct dsm_actions *acts)
 			return -1;
 		}
 	}
-	return rc;
+	return rc ? rc : drop_stale_translations(dm);
 }

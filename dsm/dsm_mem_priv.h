@@ -87,6 +87,8 @@ struct dsm_mem {
 	int hold_timer_fd;
 	bool delivering;	/* inside dsm_mem__deliver */
 	uint64_t timer_armed_ns;
+	/* Pages were punched since drop_translations last ran. */
+	bool translations_stale;
 	uint8_t buf[DSM_PAGE_SIZE];	/* SEND: the page read back */
 	uint8_t zbuf[DSM_PAGE_SIZE];	/* a ZAPped page kept for its SENDs */
 };

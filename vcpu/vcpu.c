@@ -20,6 +20,7 @@
 #include "vcpu/vcpu_exit.h"
 #include "vmm/machine.h"
 #include "vmm/migrate.h"
+#include "vmm/shadow_flush.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
 
@@ -548,6 +549,11 @@ static void *vcpu_thread(void *arg)
 			machine__park_vcpu(m);
 			continue;
 		}
+		if (m->shadow_flush &&
+		    shadow_flush__gate_closed(m->shadow_flush)) {
+			shadow_flush__wait(m->shadow_flush);
+			continue;
+		}
 		if (atomic_exchange(&v->dump_requested, false))
 			dump_status(v);
 		check_lapic_timer(v);
@@ -577,7 +583,9 @@ static void *vcpu_thread(void *arg)
 		pv_eoi_offer(v);
 		v->run->cr8 = lapic__get_cr8(&v->lapic);
 		atomic_store(&v->in_guest, true);
-		if (atomic_load(&v->kicked)) {
+		if (atomic_load(&v->kicked) ||
+		    (m->shadow_flush &&
+		     shadow_flush__gate_closed(m->shadow_flush))) {
 			atomic_store(&v->in_guest, false);
 			pv_eoi_sync(v);
 			continue;

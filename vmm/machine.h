@@ -130,6 +130,9 @@ struct machine {
 	unsigned node_self;
 	struct numa_layout layout;      /* valid when cluster != NULL */
 	struct dsm_mem *dsm;
+	/* Shadow-paging hosts: drops KVM's shadow page tables when the DSM
+	 * takes pages away (vmm/shadow_flush.h); NULL elsewhere. */
+	struct shadow_flush *shadow_flush;
 	struct irq_remote *irq_remote;
 	struct io_forward_client *io_client;  /* nodes without devices */
 	struct io_forward_server *io_server;  /* node 0 */

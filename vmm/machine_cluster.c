@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 
 #include "dsm/dsm_mem.h"
 #include "vcpu/cpuid.h"
@@ -20,6 +19,7 @@
 #include "vmm/machine.h"
 #include "vmm/machine_parts.h"
 #include "vmm/migrate.h"
+#include "vmm/shadow_flush.h"
 
 #define IRQ_KNOWN_TIMEOUT_MS 30000
 
@@ -105,51 +105,41 @@ static void dsm_fatal(void *ctx, const char *why)
 			      why);
 }
 
-/* Whether KVM runs the guest on shadow page tables here: PVM, or VT-x /
- * AMD-V with EPT / NPT turned off. */
-static bool host_shadow_paging(char *why, size_t len)
+static int dsm_drop_translations(void *ctx)
 {
-	static const char *const params[][2] = {
-		{ "/sys/module/kvm_intel/parameters/ept", "kvm_intel ept=N" },
-		{ "/sys/module/kvm_amd/parameters/npt", "kvm_amd npt=0" },
-	};
-	struct stat st;
+	struct machine *m = ctx;
 
-	if (stat("/sys/module/kvm_pvm", &st) == 0) {
-		snprintf(why, len, "PVM (kvm_pvm)");
-		return true;
-	}
-	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
-		FILE *f = fopen(params[i][0], "r");
-		int c = f ? fgetc(f) : EOF;
-
-		if (f)
-			fclose(f);
-		if (c == 'N' || c == 'n' || c == '0') {
-			snprintf(why, len, "%s", params[i][1]);
-			return true;
-		}
-	}
-	return false;
+	shadow_flush__request(m->shadow_flush);
+	return 0;
 }
 
-/* Guest page tables are coherent across nodes only where KVM translates
- * through them directly (EPT/NPT).  On a shadow-paging host KVM keeps
- * translations built from a page-table page after another node changed
- * it, and it has no operation that drops them without waiting for every
- * vCPU to leave KVM, which a vCPU waiting for a page inside PVM's
- * emulator never does (tests/guest/test_pagetable.c, bench/RESULTS.md).
- * Say so once, on node 0, rather than let user programs fail silently. */
-static void warn_shadow_paging(const struct machine *m)
+/* Guest page tables stay coherent across nodes by themselves only where
+ * KVM translates through them directly (EPT/NPT); on a shadow-paging host
+ * the DSM has KVM's shadow page tables dropped whenever it punches pages
+ * out (vmm/shadow_flush.h).  --dsm-shadow-flush off is for measurements,
+ * and the warning says what it costs. */
+static int setup_shadow_flush(struct machine *m, char *err, size_t errlen)
 {
+	enum vm_shadow_flush mode = m->cfg->dsm_shadow_flush;
 	char why[32];
+	bool need = shadow_flush__host_needs(NULL, why, sizeof(why));
 
-	if (m->node_self == 0 && host_shadow_paging(why, sizeof(why)))
-		fprintf(stderr, "krg-vmm: warning: KVM uses shadow paging here "
-			"(%s): a guest page table changed on one node may "
-			"still translate the old way for user programs on "
-			"another (test=coh-pt); run multi-node guests with "
-			"user processes on EPT/NPT hosts\n", why);
+	if (mode == VM_SHADOW_FLUSH_OFF || (mode == VM_SHADOW_FLUSH_AUTO && !need)) {
+		if (need && m->node_self == 0)
+			fprintf(stderr, "krg-vmm: warning: KVM uses shadow paging "
+				"here (%s) and --dsm-shadow-flush is off: a guest "
+				"page table changed on one node may still translate "
+				"the old way for user programs on another\n", why);
+		return 0;
+	}
+	m->shadow_flush = shadow_flush__new(m, err, errlen);
+	if (!m->shadow_flush)
+		return -1;
+	if (m->node_self == 0)
+		fprintf(stderr, "krg-vmm: cluster VM: KVM uses %s: its shadow page "
+			"tables are dropped whenever a node gives up pages "
+			"(--dsm-shadow-flush)\n", need ? why : "EPT/NPT, flush forced on");
+	return 0;
 }
 
 static void dsm_recv(void *ctx, unsigned sender, unsigned type,
@@ -325,9 +315,11 @@ int machine__setup_cluster(struct machine *m, const struct machine_node *node,
 	};
 
 	adopt_clock(m, node);
-	warn_shadow_paging(m);
-	if (dsm_mem__probe(err, errlen) < 0)
+	if (dsm_mem__probe(err, errlen) < 0 ||
+	    setup_shadow_flush(m, err, errlen) < 0)
 		return -1;
+	if (m->shadow_flush)
+		dc.drop_translations = dsm_drop_translations;
 	/* Restoring a snapshot: the pages this node homes go into RAM
 	 * before the DSM takes it over (they start Modified at home). */
 	if (restoring(m) &&
@@ -417,6 +409,8 @@ void machine__destroy_cluster(struct machine *m)
 		dsm_mem__destroy(m->dsm);
 		m->dsm = NULL;
 	}
+	shadow_flush__free(m->shadow_flush);
+	m->shadow_flush = NULL;
 	irq_remote__free(m->irq_remote);
 	m->irq_remote = NULL;
 	ckpt_node__free(m->ckpt);

@@ -421,6 +421,23 @@ static int set_dsm_track_writes(struct vm_config *cfg, const char *v,
 			  errlen);
 }
 
+static int set_dsm_shadow_flush(struct vm_config *cfg, const char *v,
+				const char *base, char *err, size_t errlen)
+{
+	if (!strcmp(v, "auto"))
+		cfg->dsm_shadow_flush = VM_SHADOW_FLUSH_AUTO;
+	else if (!strcmp(v, "on"))
+		cfg->dsm_shadow_flush = VM_SHADOW_FLUSH_ON;
+	else if (!strcmp(v, "off"))
+		cfg->dsm_shadow_flush = VM_SHADOW_FLUSH_OFF;
+	else {
+		errf(err, errlen, "invalid value '%s' for dsm-shadow-flush "
+		     "(expected auto, on or off)", v);
+		return -1;
+	}
+	return 0;
+}
+
 static int set_debug_io(struct vm_config *cfg, const char *v,
 			const char *base, char *err, size_t errlen)
 {
@@ -596,6 +613,8 @@ static const struct setting table[] = {
 	{ "dsm-hold-us", "dsm-hold-us", "US", set_dsm_hold, 0, NULL },
 	{ "dsm-track-writes", "dsm-track-writes", NULL, set_dsm_track_writes,
 	  SETTING_FLAG, NULL },
+	{ "dsm-shadow-flush", "dsm-shadow-flush", "MODE", set_dsm_shadow_flush,
+	  0, NULL },
 	{ "pvm-profile", "pvm-profile", "MODE", set_pvm_profile, 0, NULL },
 	{ "save-after", "save-after", "MS", set_save_after, 0, NULL },
 	{ "save-to", "save-to", "FILE", set_save_to, 0, NULL },

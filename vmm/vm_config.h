@@ -19,6 +19,9 @@
 
 enum vm_reset_action { VM_RESET_REBOOT, VM_RESET_EXIT };
 enum vm_pvm_profile { VM_PVM_AUTO, VM_PVM_ON, VM_PVM_OFF };
+enum vm_shadow_flush {
+	VM_SHADOW_FLUSH_AUTO, VM_SHADOW_FLUSH_ON, VM_SHADOW_FLUSH_OFF
+};
 
 struct vm_node {
 	char addr[256]; /* "local" or host:port */
@@ -55,6 +58,8 @@ struct vm_config {
 	/* --dsm-track-writes: the first write after a read faults too (the
 	 * cluster bench's local write-protect fault). */
 	bool dsm_track_writes;
+	/* --dsm-shadow-flush auto|on|off (vmm/shadow_flush.h). */
+	enum vm_shadow_flush dsm_shadow_flush;
 	/* -drive, in order: drive i is virtio-blk i in PCI slot 2 + i. */
 	unsigned nr_drives;
 	struct drive_opts drives[VM_MAX_DRIVES];
