@@ -55,6 +55,10 @@ struct tnode {
 	atomic_int logs;
 	atomic_uint send_delay_us;	/* sleep after each send (lock held) */
 	char fatal_why[256];
+	/* drop_translations calls ('D') and sends ('I' INV_ACK, 'G' grant,
+	 * 'o' other) in order; both come with the node lock held. */
+	char events[64];
+	unsigned nev;
 };
 
 struct cluster {
@@ -98,6 +102,13 @@ static int t_home_of(void *ctx, uint64_t gpa)
 	return numa_layout__home_of(&t->c->layout, gpa);
 }
 
+static void t_event(struct tnode *t, char e)
+{
+	if (t->nev < sizeof(t->events) - 1)
+		t->events[t->nev++] = e;
+	t->events[t->nev] = 0;
+}
+
 static int t_send(void *ctx, unsigned dest, unsigned type,
 		  const struct iovec *iov, int iovcnt)
 {
@@ -112,6 +123,9 @@ static int t_send(void *ctx, unsigned dest, unsigned type,
 		atomic_fetch_add(&c->type_mismatch, 1);
 	if (dest >= c->n)
 		return -1;
+	t_event(t, type == DSM_MSG_INV_ACK ? 'I'
+		   : type == DSM_MSG_GRANT_READ || type == DSM_MSG_GRANT_WRITE ? 'G'
+		   : 'o');
 	struct qmsg *m = malloc(sizeof(*m) + len);
 
 	if (!m)
@@ -152,6 +166,12 @@ static void t_fatal(void *ctx, const char *why)
 	 * memory would wait for the test timeout.  Check's fork mode ends
 	 * the test process from any thread. */
 	ck_assert_msg(t->c->expect_fatal, "node %u fatal: %s", t->id, why);
+}
+
+static int t_drop(void *ctx)
+{
+	t_event(ctx, 'D');
+	return 0;
 }
 
 static void t_log(void *ctx, const char *line)
@@ -229,7 +249,7 @@ static struct dsm_mem *node_dsm(struct cluster *c, unsigned i,
 		.mem = &t->mem, .self = i, .nr_nodes = c->n,
 		.max_requests = max_requests, .home_of = t_home_of,
 		.send = t_send, .fatal = t_fatal, .log = t_log, .ctx = t,
-		.hold_us = c->hold_us,
+		.hold_us = c->hold_us, .drop_translations = t_drop,
 	};
 
 	return dsm_mem__create(&cfg, err, errlen);
@@ -553,6 +573,47 @@ START_TEST(test_no_stale_copy_after_send)
 	expect(c, 1, q, 4);
 	atomic_store(&c->node[1].send_delay_us, 0);
 	wait_idle(c);
+	no_errors(c);
+	cluster_free(c);
+}
+END_TEST
+
+static void events_reset(struct cluster *c)
+{
+	for (unsigned i = 0; i < c->n; i++) {
+		c->node[i].nev = 0;
+		c->node[i].events[0] = 0;
+	}
+}
+
+/* A node that punches a page out asks for the translations built from it
+ * to be dropped (KVM's shadow page tables) before its next message leaves,
+ * once per step; a step that punches nothing asks nothing. */
+START_TEST(test_translations_dropped_before_send)
+{
+	if (skip("test_translations_dropped_before_send"))
+		return;
+	struct cluster *c = cluster_new(2, 8 * MIB, 0);
+	uint64_t p = homed(c, 1, 3), q = homed(c, 1, 4), r = homed(c, 1, 5);
+
+	fill(c, 1, p, 1);
+	expect(c, 0, p, 1);		/* node 0 shares p */
+	fill(c, 1, q, 1);		/* node 1 (home) holds q Modified */
+	wait_idle(c);
+	events_reset(c);
+	fill(c, 1, p, 2);		/* INV to node 0: punch, then ack */
+	wait_idle(c);
+	ck_assert_str_eq(c->node[0].events, "DI");
+	events_reset(c);
+	fill(c, 0, q, 3);		/* home gives q away: punch, then grant */
+	wait_idle(c);
+	ck_assert_str_eq(c->node[1].events, "DG");
+	events_reset(c);
+	expect(c, 0, r, 0);		/* a read share punches nothing */
+	wait_idle(c);
+	ck_assert_ptr_null(strchr(c->node[0].events, 'D'));
+	ck_assert_ptr_null(strchr(c->node[1].events, 'D'));
+	ck_assert_str_eq(c->node[1].events, "G");
 	no_errors(c);
 	cluster_free(c);
 }
@@ -1217,6 +1278,7 @@ static Suite *dsm_mem_suite(void)
 	tcase_add_test(tc, test_coherence_3_nodes);
 	tcase_add_test(tc, test_zap_and_write_protect);
 	tcase_add_test(tc, test_no_stale_copy_after_send);
+	tcase_add_test(tc, test_translations_dropped_before_send);
 	tcase_add_test(tc, test_atomics_and_false_sharing);
 	tcase_add_test(tc, test_ping_pong);
 	tcase_add_test(tc, test_stores_during_transfer);
