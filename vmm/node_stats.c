@@ -117,13 +117,15 @@ size_t node_stats__format(const struct node_stats *s, const char *addr,
 		n = add(buf, size, n, "\n");
 	}
 	n = add(buf, size, n, "  dsm: faults read %llu write %llu (local %llu, "
-		"write-protect %llu), invalidations %llu, pages sent %llu "
-		"received %llu, bytes sent %llu received %llu\n",
+		"write-protect %llu), invalidations %llu (shadow page tables "
+		"dropped %llu times), pages sent %llu received %llu, bytes "
+		"sent %llu received %llu\n",
 		(unsigned long long)d->read_faults,
 		(unsigned long long)d->write_faults,
 		(unsigned long long)d->core.local_faults,
 		(unsigned long long)d->wp_faults,
 		(unsigned long long)d->invalidations,
+		(unsigned long long)d->translation_drops,
 		(unsigned long long)d->pages_sent,
 		(unsigned long long)d->pages_received,
 		(unsigned long long)d->bytes_sent,

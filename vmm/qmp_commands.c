@@ -47,6 +47,7 @@ static json_t *dsm_json(const struct dsm_mem_stats *d)
 	put(o, "local-faults", d->core.local_faults);
 	put(o, "wp-faults", d->wp_faults);
 	put(o, "invalidations", d->invalidations);
+	put(o, "translation-drops", d->translation_drops);
 	put(o, "pages-sent", d->pages_sent);
 	put(o, "pages-received", d->pages_received);
 	put(o, "bytes-sent", d->bytes_sent);
