@@ -110,31 +110,6 @@ static json_t *execute(struct conn *c, json_t *cmd, char *err, size_t errlen)
 	return ret;
 }
 
-/* The only VM's socket in CONTROL_SOCKET_DIR. */
-static int find_socket(char *path, size_t size, char *err, size_t errlen)
-{
-	DIR *d = opendir(CONTROL_SOCKET_DIR);
-	struct dirent *e;
-	unsigned found = 0;
-
-	if (!d) {
-		errf(err, errlen, "no VM is running here (%s: %s)",
-		     CONTROL_SOCKET_DIR, strerror(errno));
-		return -1;
-	}
-	while ((e = readdir(d)))
-		if (!strncmp(e->d_name, "vm-", 3) && strstr(e->d_name, ".sock") &&
-		    found++ == 0)
-			snprintf(path, size, "%s/%.60s", CONTROL_SOCKET_DIR,
-				 e->d_name);
-	closedir(d);
-	if (found != 1)
-		errf(err, errlen, found ? "several VMs run here: name one with "
-		     "--socket SOCKET" : "no VM is running here (no socket in "
-		     CONTROL_SOCKET_DIR ")");
-	return found == 1 ? 0 : -1;
-}
-
 /* DIR may not exist yet: its parent must. */
 static int absolute_dir(const char *dir, char *out, size_t outlen, char *err,
 			size_t errlen)
@@ -254,7 +229,8 @@ int ckpt_cli__checkpoint(int argc, char *const argv[])
 		return KRG_EXIT_USAGE;
 	}
 	if (absolute_dir(dir, abs, sizeof(abs), err, sizeof(err)) < 0 ||
-	    (!sock && find_socket(path, sizeof(path), err, sizeof(err)) < 0)) {
+	    (!sock && control_socket__find(path, sizeof(path), err,
+					   sizeof(err)) < 0)) {
 		fprintf(stderr, "krg-vmm: %s\n", err);
 		return KRG_EXIT_USAGE;
 	}

@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,37 +27,70 @@ struct reader {
 	size_t len, cap;
 };
 
-/* CONTROL_SOCKET_DIR's one socket, or -1 after an error line (none, or
- * several: name one). */
-static int find_socket(char *path, size_t size)
+/* Whether anybody answers at path.  A socket of a VM killed before it
+ * could remove it refuses at once; its process (vm-PID.sock) is gone. */
+static bool socket_answers(const char *path, const char *name, bool *dead)
 {
-	size_t dl = strlen(CONTROL_SOCKET_DIR) + 1;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	long pid = strtol(name + 3, NULL, 10);
+	bool ok;
+
+	*dead = false;
+	if (fd < 0)
+		return true;	/* cannot tell: count it */
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
+	     (errno != ECONNREFUSED && errno != ENOENT);
+	close(fd);
+	/* Refused but the process lives: a VM between bind and listen. */
+	*dead = !ok && pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+	return ok;
+}
+
+int control_socket__find(char *path, size_t size, char *err, size_t errlen)
+{
 	DIR *d = opendir(CONTROL_SOCKET_DIR);
 	struct dirent *e;
 	unsigned found = 0;
+	char first[108] = "", other[108] = "";
 
 	if (!d) {
-		fprintf(stderr, "krg-vmm: no VM is running here (%s: %s)\n",
-			CONTROL_SOCKET_DIR, strerror(errno));
+		snprintf(err, errlen, "no VM is running here (%s: %s)",
+			 CONTROL_SOCKET_DIR, strerror(errno));
 		return -1;
 	}
 	while ((e = readdir(d))) {
-		if (strncmp(e->d_name, "vm-", 3) ||
-		    !strstr(e->d_name, ".sock"))
+		char p[108];
+
+		if (strncmp(e->d_name, "vm-", 3) || !strstr(e->d_name, ".sock") ||
+		    strlen(e->d_name) + sizeof(CONTROL_SOCKET_DIR) >= sizeof(p))
 			continue;
-		if (found++ == 0 && strlen(e->d_name) + dl < size)
-			snprintf(path, size, "%s/%.*s", CONTROL_SOCKET_DIR,
-				 (int)(size - dl - 1), e->d_name);
+		snprintf(p, sizeof(p), "%s/%s", CONTROL_SOCKET_DIR, e->d_name);
+		bool dead;
+
+		if (!socket_answers(p, e->d_name, &dead)) {
+			if (dead)
+				unlink(p);	/* left by a VM that was killed */
+			continue;
+		}
+		if (found++ == 0)
+			snprintf(first, sizeof(first), "%s", p);
 		else
-			fprintf(stderr, "krg-vmm: several VMs run here: %s/%s "
-				"and %s; name one: krg-vmm status SOCKET\n",
-				CONTROL_SOCKET_DIR, e->d_name, path);
+			snprintf(other, sizeof(other), "%s", p);
 	}
 	closedir(d);
-	if (!found)
-		fprintf(stderr, "krg-vmm: no VM is running here (no socket in "
-			"%s)\n", CONTROL_SOCKET_DIR);
-	return found == 1 ? 0 : -1;
+	if (found == 1) {
+		snprintf(path, size, "%s", first);
+		return 0;
+	}
+	if (found)
+		snprintf(err, errlen, "%u VMs run here (%s, %s%s): name one",
+			 found, first, other, found > 2 ? ", ..." : "");
+	else
+		snprintf(err, errlen, "no VM is running here (no socket in %s)",
+			 CONTROL_SOCKET_DIR);
+	return -1;
 }
 
 static long ms_since(const struct timespec *t0)
@@ -215,7 +250,7 @@ static int query_status(int fd, const char *path)
 int control_socket__client(int argc, char *const argv[])
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char path[108];
+	char path[108], err[512];
 	int fd, status;
 
 	if (argc > 1) {
@@ -224,8 +259,11 @@ int control_socket__client(int argc, char *const argv[])
 	}
 	if (argc == 1)
 		snprintf(path, sizeof(path), "%s", argv[0]);
-	else if (find_socket(path, sizeof(path)) < 0)
+	else if (control_socket__find(path, sizeof(path), err,
+				      sizeof(err)) < 0) {
+		fprintf(stderr, "krg-vmm: %s: krg-vmm status SOCKET\n", err);
 		return 1;
+	}
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -250,10 +288,8 @@ int control_socket__call(const char *sock, const char *cmd, json_t *args,
 	*ret = NULL;
 	if (sock)
 		snprintf(path, sizeof(path), "%s", sock);
-	else if (find_socket(path, sizeof(path)) < 0) {
-		snprintf(err, errlen, "no VM to ask");
+	else if (control_socket__find(path, sizeof(path), err, errlen) < 0)
 		return -1;
-	}
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	r.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (r.fd < 0 || connect(r.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {

@@ -18,6 +18,11 @@
 struct machine;
 struct control_socket;
 
+/* The one running VM's socket in CONTROL_SOCKET_DIR (sockets left by
+ * killed VMs are removed on the way).  0, or -1 with one line in err
+ * (none, or several: the caller asks the user to name one). */
+int control_socket__find(char *path, size_t size, char *err, size_t errlen);
+
 /* Listens at CONTROL_SOCKET_DIR/vm-PID.sock.  NULL with a reason (the VM
  * runs on without one). */
 struct control_socket *control_socket__start(char *err, size_t errlen);

@@ -285,6 +285,17 @@ grep -Eq '^VM: 1 vCPUs, 64 MiB, 1 node; vCPU placement: 0->0$' "$WORK/status.txt
 	grep -Eq '^node 0 \(local\): 1 vCPUs, up [0-9]+ ms' "$WORK/status.txt" &&
 	grep -Eq 'pages sent [0-9]+ received [0-9]+' "$WORK/status.txt" ||
 	{ cat "$WORK/status.txt" >&2; fail "krg-vmm status: unexpected text"; }
+# A socket left by a VM that was killed (SIGKILL: no clean-up): refused,
+# its process gone.  Looking for "the" VM removes it and never names it.
+true & dead=$!
+wait "$dead" || true
+stale=/run/krg-vmm/vm-$dead.sock
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$stale"
+[[ -S $stale ]] || fail "could not make a stale socket $stale"
+"$VMM" status >"$WORK/status-find.txt" 2>&1 || true
+[[ ! -e $stale ]] || fail "krg-vmm status left the dead VM's socket $stale"
+! grep -q "vm-$dead.sock" "$WORK/status-find.txt" ||
+	{ cat "$WORK/status-find.txt" >&2; fail "krg-vmm status named a dead VM's socket"; }
 qmp reset_and_quit "$log"
 finish "$log"
 # Not anchored: krg-vmm's lines may follow a guest line cut short.
