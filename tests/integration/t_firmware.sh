@@ -52,9 +52,12 @@ boot_ok() {
 	BOOT_MS=$(($(now_ms) - t0))
 	assert_no_sanitizer_report "$log"
 	assert_rc 67 "$log"
-	assert_log '^krg-mbr: boot sector running, BIOS drive 0x80' "$log"
+	# Not anchored: the boot sector writes to COM1 directly while SeaBIOS's
+	# serial console may still hold the end of "Booting from Hard Disk...",
+	# which it sends later (seen on a loaded host: "Disk..krg-mbr: ...").
+	assert_log 'krg-mbr: boot sector running, BIOS drive 0x80' "$log"
 	assert_log 'krg-mbr: hello through int 10h' "$log"
-	assert_log "^krg-mbr: sector 1 says: $token" "$log"
+	assert_log "krg-mbr: sector 1 says: $token" "$log"
 	assert_log 'Booting from Hard Disk' "$log"
 }
 
