@@ -178,6 +178,11 @@ failed=\$(systemctl list-units --failed --plain --no-legend 2>/dev/null | awk '{
 {
 	echo "krg-image: \$(systemd-analyze time 2>/dev/null | head -n 1)"
 	[ -z "\$failed" ] || echo "krg-image: failed-units=\$failed"
+	# Why, in the units' own words: their last journal lines.
+	for u in \$failed; do
+		journalctl -u "\$u" -b -n 4 -o cat --no-pager 2>/dev/null |
+			sed "s|^|krg-image: \$u: |"
+	done
 	echo "krg-image: net=\$(ip -4 -br addr show 2>/dev/null | grep -v '^lo ' | tr -s ' ' | tr '\n' ';')"
 	echo "krg-image: system-running=\$state"
 } >/dev/ttyS0
