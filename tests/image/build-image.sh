@@ -250,6 +250,10 @@ for u in ${short_timeout_units[*]}; do
 	printf '%s\n' '[Service]' 'TimeoutSec=2h' >"\$r/etc/systemd/system/\$u.d/krg-vmm.conf"
 done
 echo 'event_timeout=7200' >>"\$r/etc/udev/udev.conf"
+# login(1) gives up after LOGIN_TIMEOUT (60 s) between its start and a
+# finished session: the serial console's automatic root login outlasted it
+# on 2 PVM nodes ("Login timed out after 60 seconds").
+sed -i 's/^LOGIN_TIMEOUT.*/LOGIN_TIMEOUT\t\t7200/' "\$r/etc/login.defs"
 
 # ConditionNeedsUpdate= would rebuild the hwdb and ld.so.cache on the first
 # boot: done here instead, and the stamps made newer than /usr.
