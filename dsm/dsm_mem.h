@@ -105,9 +105,10 @@ struct dsm_mem_config {
 	 * before the next message leaves (at most once per step): drops any
 	 * translation cache built from the old bytes that the kernel's MMU
 	 * notifier does not drop (KVM's shadow page tables, see
-	 * vmm/shadow_flush.h).  NULL: nothing to drop.  Negative: the node
-	 * can no longer stay coherent (fatal). */
-	int (*drop_translations)(void *ctx);
+	 * vmm/shadow_flush.h).  It must not wait for vCPUs: one may be
+	 * waiting for a page that only this lock's holder can grant.  NULL:
+	 * nothing to drop. */
+	void (*drop_translations)(void *ctx);
 };
 
 /* Counters.  `core` holds the protocol core's own (messages sent/received

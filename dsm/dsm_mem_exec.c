@@ -348,18 +348,13 @@ static int punch(struct dsm_mem *dm, uint64_t page)
 /* Before a message leaves (it may let another node go on and tell this
  * one's vCPUs), nothing here may still translate through bytes punched
  * out: see dsm_mem_config.drop_translations. */
-static int drop_stale_translations(struct dsm_mem *dm)
+static void drop_stale_translations(struct dsm_mem *dm)
 {
 	if (!dm->translations_stale || !dm->cfg.drop_translations)
-		return 0;
+		return;
 	dm->translations_stale = false;
 	dm->st.translation_drops++;
-	if (dm->cfg.drop_translations(dm->cfg.ctx) < 0) {
-		dsm_mem__fail(dm, "dropping translations of punched pages: %s",
-			      strerror(errno));
-		return -1;
-	}
-	return 0;
+	dm->cfg.drop_translations(dm->cfg.ctx);
 }
 
 static bool later_send_needs(const struct dsm_actions *acts, unsigned i,
@@ -419,9 +414,8 @@ int dsm_mem__exec(struct dsm_mem *dm, const struct dsm_actions *acts)
 		}
 		switch (a->type) {
 		case DSM_ACT_SEND:
-			rc = drop_stale_translations(dm);
-			if (!rc)
-				rc = do_send(dm, a, a->page == zpage ? zcopy : NULL);
+			drop_stale_translations(dm);
+			rc = do_send(dm, a, a->page == zpage ? zcopy : NULL);
 			break;
 		case DSM_ACT_INSTALL:
 			if (a->page == zpage)
@@ -447,5 +441,6 @@ int dsm_mem__exec(struct dsm_mem *dm, const struct dsm_actions *acts)
 			return -1;
 		}
 	}
-	return rc ? rc : drop_stale_translations(dm);
+	drop_stale_translations(dm);
+	return rc;
 }

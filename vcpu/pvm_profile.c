@@ -108,12 +108,12 @@ void pvm_profile__detect(const char *sys_root, const char *proc_root,
 		      (out->cpuinfo_read && !out->hw_virt);
 }
 
-bool pvm_profile__enabled(enum vm_pvm_profile choice,
+bool pvm_profile__enabled(enum vm_auto_switch choice,
 			  const struct pvm_host *host)
 {
-	if (choice == VM_PVM_ON)
+	if (choice == VM_ON)
 		return true;
-	if (choice == VM_PVM_OFF)
+	if (choice == VM_OFF)
 		return false;
 	return host && host->is_pvm;
 }
@@ -337,7 +337,7 @@ static void put_masks(struct sbuf *b)
 }
 
 int pvm_profile__summary(const struct pvm_host *host,
-			 enum vm_pvm_profile choice,
+			 enum vm_auto_switch choice,
 			 const struct pvm_cmdline_result *res, char *buf,
 			 size_t size)
 {
@@ -366,7 +366,7 @@ int pvm_profile__summary(const struct pvm_host *host,
 		goto out;
 	}
 	sb_str(&b, "guest profile on");
-	if (choice == VM_PVM_ON)
+	if (choice == VM_ON)
 		sb_str(&b, " (--pvm-profile on)");
 	sb_str(&b, ": CPUID masks ");
 	put_masks(&b);

@@ -59,7 +59,7 @@ void pvm_profile__detect(const char *sys_root, const char *proc_root,
 			 struct pvm_host *out);
 
 /* Whether the profile applies: on, off, or auto = on exactly on PVM. */
-bool pvm_profile__enabled(enum vm_pvm_profile choice,
+bool pvm_profile__enabled(enum vm_auto_switch choice,
 			  const struct pvm_host *host);
 
 /* A CPUID bit group to clear.  @reg is 0..3 for EAX..EDX (the order of
@@ -99,7 +99,7 @@ int pvm_profile__amend_cmdline(char *cmdline, size_t size,
  * guest profile on: ...".  @res may be NULL (command line not amended, e.g.
  * no kernel).  Returns what snprintf would. */
 int pvm_profile__summary(const struct pvm_host *host,
-			 enum vm_pvm_profile choice,
+			 enum vm_auto_switch choice,
 			 const struct pvm_cmdline_result *res, char *buf,
 			 size_t size);
 

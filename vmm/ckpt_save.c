@@ -196,9 +196,9 @@ static int add_file(struct ckpt_manifest *mf, const char *tmp,
 	return check_written(tmp, f, err, errlen);
 }
 
-static const char *pvm_name(enum vm_pvm_profile p)
+static const char *pvm_name(enum vm_auto_switch p)
 {
-	return p == VM_PVM_ON ? "on" : p == VM_PVM_OFF ? "off" : "auto";
+	return p == VM_ON ? "on" : p == VM_OFF ? "off" : "auto";
 }
 
 static int build_manifest(struct machine *m, struct ckpt_node *c,

@@ -62,14 +62,13 @@ int control_socket__find(char *path, size_t size, char *err, size_t errlen)
 	}
 	while ((e = readdir(d))) {
 		char p[108];
+		bool dead;
 
 		if (strncmp(e->d_name, "vm-", 3) || !strstr(e->d_name, ".sock") ||
 		    strlen(e->d_name) + sizeof(CONTROL_SOCKET_DIR) >= sizeof(p))
 			continue;
 		snprintf(p, sizeof(p), "%s/%.90s", CONTROL_SOCKET_DIR,
 			 e->d_name);
-		bool dead;
-
 		if (!socket_answers(p, e->d_name, &dead)) {
 			if (dead)
 				unlink(p);	/* left by a VM that was killed */

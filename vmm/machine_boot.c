@@ -260,7 +260,7 @@ static void print_pvm_summary(struct machine *m,
 	struct pvm_host host;
 	char line[1024];
 
-	if (!m->pvm_host && m->cfg->pvm_profile != VM_PVM_ON)
+	if (!m->pvm_host && m->cfg->pvm_profile != VM_ON)
 		return;
 	pvm_profile__detect(NULL, NULL, &host);
 	pvm_profile__summary(&host, m->cfg->pvm_profile, res, line,

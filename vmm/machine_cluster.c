@@ -105,12 +105,11 @@ static void dsm_fatal(void *ctx, const char *why)
 			      why);
 }
 
-static int dsm_drop_translations(void *ctx)
+static void dsm_drop_translations(void *ctx)
 {
 	struct machine *m = ctx;
 
 	shadow_flush__request(m->shadow_flush);
-	return 0;
 }
 
 /* Guest page tables stay coherent across nodes by themselves only where
@@ -120,11 +119,11 @@ static int dsm_drop_translations(void *ctx)
  * and the warning says what it costs. */
 static int setup_shadow_flush(struct machine *m, char *err, size_t errlen)
 {
-	enum vm_shadow_flush mode = m->cfg->dsm_shadow_flush;
+	enum vm_auto_switch mode = m->cfg->dsm_shadow_flush;
 	char why[32];
 	bool need = shadow_flush__host_needs(NULL, why, sizeof(why));
 
-	if (mode == VM_SHADOW_FLUSH_OFF || (mode == VM_SHADOW_FLUSH_AUTO && !need)) {
+	if (mode == VM_OFF || (mode == VM_AUTO && !need)) {
 		if (need && m->node_self == 0)
 			fprintf(stderr, "krg-vmm: warning: KVM uses shadow paging "
 				"here (%s) and --dsm-shadow-flush is off: a guest "

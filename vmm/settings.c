@@ -21,7 +21,7 @@ void settings__defaults(struct vm_config *cfg)
 	snprintf(cfg->cpu_model, sizeof(cfg->cpu_model), "host");
 	cfg->serial_stdio = true;
 	cfg->on_reset = VM_RESET_REBOOT;
-	cfg->pvm_profile = VM_PVM_AUTO;
+	cfg->pvm_profile = VM_AUTO;
 	cfg->nr_nodes = 1;
 	cfg->dsm_hold_us = -1;
 	snprintf(cfg->nodes[0].addr, sizeof(cfg->nodes[0].addr), "local");
@@ -408,6 +408,23 @@ static int bool_value(const char *what, const char *v, bool *out, char *err,
 	return 0;
 }
 
+static int auto_switch_value(const char *what, const char *v,
+			     enum vm_auto_switch *out, char *err, size_t errlen)
+{
+	if (!strcmp(v, "auto"))
+		*out = VM_AUTO;
+	else if (!strcmp(v, "on"))
+		*out = VM_ON;
+	else if (!strcmp(v, "off"))
+		*out = VM_OFF;
+	else {
+		errf(err, errlen, "invalid %s '%s' (expected auto, on or off)",
+		     what, v);
+		return -1;
+	}
+	return 0;
+}
+
 static int set_nographic(struct vm_config *cfg, const char *v,
 			 const char *base, char *err, size_t errlen)
 {
@@ -424,18 +441,8 @@ static int set_dsm_track_writes(struct vm_config *cfg, const char *v,
 static int set_dsm_shadow_flush(struct vm_config *cfg, const char *v,
 				const char *base, char *err, size_t errlen)
 {
-	if (!strcmp(v, "auto"))
-		cfg->dsm_shadow_flush = VM_SHADOW_FLUSH_AUTO;
-	else if (!strcmp(v, "on"))
-		cfg->dsm_shadow_flush = VM_SHADOW_FLUSH_ON;
-	else if (!strcmp(v, "off"))
-		cfg->dsm_shadow_flush = VM_SHADOW_FLUSH_OFF;
-	else {
-		errf(err, errlen, "invalid value '%s' for dsm-shadow-flush "
-		     "(expected auto, on or off)", v);
-		return -1;
-	}
-	return 0;
+	return auto_switch_value("dsm-shadow-flush", v, &cfg->dsm_shadow_flush,
+				 err, errlen);
 }
 
 static int set_debug_io(struct vm_config *cfg, const char *v,
@@ -473,18 +480,8 @@ static int set_on_reset(struct vm_config *cfg, const char *v,
 static int set_pvm_profile(struct vm_config *cfg, const char *v,
 			   const char *base, char *err, size_t errlen)
 {
-	if (!strcmp(v, "auto"))
-		cfg->pvm_profile = VM_PVM_AUTO;
-	else if (!strcmp(v, "on"))
-		cfg->pvm_profile = VM_PVM_ON;
-	else if (!strcmp(v, "off"))
-		cfg->pvm_profile = VM_PVM_OFF;
-	else {
-		errf(err, errlen, "invalid pvm-profile '%s' (expected "
-		     "auto, on or off)", v);
-		return -1;
-	}
-	return 0;
+	return auto_switch_value("pvm-profile", v, &cfg->pvm_profile, err,
+				 errlen);
 }
 
 static int set_nodes(struct vm_config *cfg, const char *v, const char *base,

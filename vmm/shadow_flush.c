@@ -43,17 +43,7 @@ struct shadow_flush {
 	 * wanted, the helper sets done to the wanted it flushed for. */
 	atomic_uint_fast64_t wanted, done;
 	bool quit;
-	uint64_t closed_at_ns;
-	struct shadow_flush_stats st;	/* under lock */
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
 
 static bool param_says_off(const char *root, const char *module,
 			   const char *param)
@@ -121,18 +111,12 @@ static bool gate_closed(struct shadow_flush *sf)
 	return atomic_load(&sf->wanted) != atomic_load(&sf->done);
 }
 
-/* Under lock: everything requested so far is flushed (or given up). */
+/* Under lock: what was requested up to `upto` is flushed (or given up). */
 static void open_gate(struct shadow_flush *sf, uint64_t upto)
 {
 	atomic_store(&sf->done, upto);
-	if (!gate_closed(sf)) {
-		uint64_t dt = now_ns() - sf->closed_at_ns;
-
-		sf->st.ns_total += dt;
-		if (dt > sf->st.ns_max)
-			sf->st.ns_max = dt;
+	if (!gate_closed(sf))
 		pthread_cond_broadcast(&sf->gate_cond);
-	}
 }
 
 static void *helper_main(void *arg)
@@ -170,7 +154,6 @@ static void *helper_main(void *arg)
 			break;
 		}
 		sf->at ^= 1;
-		sf->st.flushes++;
 		open_gate(sf, g);
 	}
 	pthread_mutex_unlock(&sf->lock);
@@ -245,10 +228,7 @@ void shadow_flush__request(struct shadow_flush *sf)
 
 	pthread_mutex_lock(&sf->lock);
 	if (!sf->quit) {
-		if (!gate_closed(sf))
-			sf->closed_at_ns = now_ns();
 		atomic_fetch_add(&sf->wanted, 1);
-		sf->st.requests++;
 		pthread_cond_signal(&sf->work_cond);
 	}
 	pthread_mutex_unlock(&sf->lock);
@@ -280,13 +260,5 @@ void shadow_flush__wait(struct shadow_flush *sf)
 		}
 		pthread_cond_timedwait(&sf->gate_cond, &sf->lock, &t);
 	}
-	pthread_mutex_unlock(&sf->lock);
-}
-
-void shadow_flush__stats(struct shadow_flush *sf,
-			 struct shadow_flush_stats *out)
-{
-	pthread_mutex_lock(&sf->lock);
-	*out = sf->st;
 	pthread_mutex_unlock(&sf->lock);
 }

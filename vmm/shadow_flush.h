@@ -28,16 +28,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
 struct machine;
 struct shadow_flush;
-
-struct shadow_flush_stats {
-	uint64_t requests;		/* shadow_flush__request calls */
-	uint64_t flushes;		/* slot moves (requests coalesce) */
-	uint64_t ns_total, ns_max;	/* gate closed, per flush */
-};
 
 /* Does this host's KVM use shadow paging?  Looks at <sys_root>/module/
  * kvm_pvm and the ept / npt parameters of kvm_intel / kvm_amd (NULL:
@@ -59,8 +52,5 @@ void shadow_flush__request(struct shadow_flush *sf);
 bool shadow_flush__gate_closed(struct shadow_flush *sf);
 /* Waits while the gate is closed (or until the machine stops). */
 void shadow_flush__wait(struct shadow_flush *sf);
-
-void shadow_flush__stats(struct shadow_flush *sf,
-			 struct shadow_flush_stats *out);
 
 #endif

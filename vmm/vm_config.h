@@ -18,10 +18,9 @@
 #define VM_MAX_DRIVES 8
 
 enum vm_reset_action { VM_RESET_REBOOT, VM_RESET_EXIT };
-enum vm_pvm_profile { VM_PVM_AUTO, VM_PVM_ON, VM_PVM_OFF };
-enum vm_shadow_flush {
-	VM_SHADOW_FLUSH_AUTO, VM_SHADOW_FLUSH_ON, VM_SHADOW_FLUSH_OFF
-};
+/* A setting that follows the host unless forced: --pvm-profile,
+ * --dsm-shadow-flush. */
+enum vm_auto_switch { VM_AUTO, VM_ON, VM_OFF };
 
 struct vm_node {
 	char addr[256]; /* "local" or host:port */
@@ -37,7 +36,7 @@ struct vm_config {
 	bool serial_stdio;                /* -serial stdio (default on) */
 	bool nographic;                   /* -nographic (accepted; no display) */
 	enum vm_reset_action on_reset;    /* --on-reset reboot|exit */
-	enum vm_pvm_profile pvm_profile;  /* --pvm-profile auto|on|off */
+	enum vm_auto_switch pvm_profile;  /* --pvm-profile auto|on|off */
 	bool debug_io;                    /* --debug-io: log unknown ports */
 	char config_file[VM_PATH_MAX];    /* --config FILE (already applied) */
 	unsigned nr_nodes;                /* --nodes LIST; default one local */
@@ -59,7 +58,7 @@ struct vm_config {
 	 * cluster bench's local write-protect fault). */
 	bool dsm_track_writes;
 	/* --dsm-shadow-flush auto|on|off (vmm/shadow_flush.h). */
-	enum vm_shadow_flush dsm_shadow_flush;
+	enum vm_auto_switch dsm_shadow_flush;
 	/* -drive, in order: drive i is virtio-blk i in PCI slot 2 + i. */
 	unsigned nr_drives;
 	struct drive_opts drives[VM_MAX_DRIVES];

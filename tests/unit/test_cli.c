@@ -101,7 +101,7 @@ START_TEST(test_defaults)
 	ck_assert(cfg->serial_stdio);
 	ck_assert(!cfg->nographic && !cfg->debug_io);
 	ck_assert_int_eq(cfg->on_reset, VM_RESET_REBOOT);
-	ck_assert_int_eq(cfg->pvm_profile, VM_PVM_AUTO);
+	ck_assert_int_eq(cfg->pvm_profile, VM_AUTO);
 	ck_assert_uint_eq(cfg->nr_nodes, 1);
 	ck_assert_str_eq(cfg->nodes[0].addr, "local");
 	ck_assert_uint_eq(cfg->local_nodes, 0);
@@ -324,9 +324,9 @@ START_TEST(test_console_and_misc)
 	ck_assert_int_eq(cfg->on_reset, VM_RESET_REBOOT);
 	launch_fails("--on-reset", "halt", "expected reboot or exit");
 	launch_ok("--pvm-profile", "on", NULL);
-	ck_assert_int_eq(cfg->pvm_profile, VM_PVM_ON);
+	ck_assert_int_eq(cfg->pvm_profile, VM_ON);
 	launch_ok("-pvm-profile", "off", NULL);
-	ck_assert_int_eq(cfg->pvm_profile, VM_PVM_OFF);
+	ck_assert_int_eq(cfg->pvm_profile, VM_OFF);
 	launch_fails("--pvm-profile", "maybe", "expected auto, on or off");
 	launch_ok("--debug-io", NULL);
 	ck_assert(cfg->debug_io);

@@ -72,7 +72,7 @@ START_TEST(test_good_file)
 	ck_assert_str_eq(cfg->cpu_model, "host,-cx16,+x2apic");
 	ck_assert(!cfg->serial_stdio);
 	ck_assert_int_eq(cfg->on_reset, VM_RESET_EXIT);
-	ck_assert_int_eq(cfg->pvm_profile, VM_PVM_OFF);
+	ck_assert_int_eq(cfg->pvm_profile, VM_OFF);
 	ck_assert(cfg->debug_io);
 	ck_assert(cfg->nographic);
 	ck_assert_str_eq(cfg->name, "test vm");

@@ -168,10 +168,9 @@ static void t_fatal(void *ctx, const char *why)
 	ck_assert_msg(t->c->expect_fatal, "node %u fatal: %s", t->id, why);
 }
 
-static int t_drop(void *ctx)
+static void t_drop(void *ctx)
 {
 	t_event(ctx, 'D');
-	return 0;
 }
 
 static void t_log(void *ctx, const char *line)

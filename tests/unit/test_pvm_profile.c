@@ -142,11 +142,11 @@ START_TEST(enabled_choice)
 {
 	struct pvm_host pvm = { .is_pvm = true }, hw = { .is_pvm = false };
 
-	ck_assert(pvm_profile__enabled(VM_PVM_AUTO, &pvm));
-	ck_assert(!pvm_profile__enabled(VM_PVM_AUTO, &hw));
-	ck_assert(!pvm_profile__enabled(VM_PVM_AUTO, NULL));
-	ck_assert(pvm_profile__enabled(VM_PVM_ON, &hw));
-	ck_assert(!pvm_profile__enabled(VM_PVM_OFF, &pvm));
+	ck_assert(pvm_profile__enabled(VM_AUTO, &pvm));
+	ck_assert(!pvm_profile__enabled(VM_AUTO, &hw));
+	ck_assert(!pvm_profile__enabled(VM_AUTO, NULL));
+	ck_assert(pvm_profile__enabled(VM_ON, &hw));
+	ck_assert(!pvm_profile__enabled(VM_OFF, &pvm));
 }
 END_TEST
 
@@ -427,7 +427,7 @@ START_TEST(summary_text)
 	char buf[2048], small[16];
 	int n;
 
-	n = pvm_profile__summary(&pvm, VM_PVM_AUTO, &r, buf, sizeof(buf));
+	n = pvm_profile__summary(&pvm, VM_AUTO, &r, buf, sizeof(buf));
 	ck_assert_int_eq(n, (int)strlen(buf));
 	{
 		static const char head[] = "krg-vmm: PVM host detected (kvm_pvm, "
@@ -440,27 +440,27 @@ START_TEST(summary_text)
 				      "clearcpuid=" LIST ";"));
 	ck_assert_ptr_nonnull(strstr(buf, "--pvm-profile off to disable"));
 
-	n = pvm_profile__summary(&pvm, VM_PVM_OFF, &r, buf, sizeof(buf));
+	n = pvm_profile__summary(&pvm, VM_OFF, &r, buf, sizeof(buf));
 	ck_assert_ptr_nonnull(strstr(buf, "guest profile off (--pvm-profile off)"));
 	ck_assert_ptr_null(strstr(buf, "clearcpuid"));
 
-	pvm_profile__summary(&hw, VM_PVM_AUTO, NULL, buf, sizeof(buf));
+	pvm_profile__summary(&hw, VM_AUTO, NULL, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "krg-vmm: hardware virtualization host: PVM "
 			 "guest profile off");
-	pvm_profile__summary(&hw, VM_PVM_ON, NULL, buf, sizeof(buf));
+	pvm_profile__summary(&hw, VM_ON, NULL, buf, sizeof(buf));
 	ck_assert_ptr_nonnull(strstr(buf, "guest profile on (--pvm-profile on)"));
 
 	snprintf(r.dropped, sizeof(r.dropped), "abm,ssse3");
 	r.merged = true;
-	pvm_profile__summary(&pvm, VM_PVM_AUTO, &r, buf, sizeof(buf));
+	pvm_profile__summary(&pvm, VM_AUTO, &r, buf, sizeof(buf));
 	ck_assert_ptr_nonnull(strstr(buf, "merged"));
 	ck_assert_ptr_nonnull(strstr(buf, "not added: abm,ssse3"));
 
 	/* truncation: terminated, full length returned */
-	n = pvm_profile__summary(&pvm, VM_PVM_AUTO, &r, small, sizeof(small));
+	n = pvm_profile__summary(&pvm, VM_AUTO, &r, small, sizeof(small));
 	ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
 	ck_assert_int_gt(n, (int)sizeof(small));
-	ck_assert_int_eq(pvm_profile__summary(&pvm, VM_PVM_AUTO, &r, NULL, 0), n);
+	ck_assert_int_eq(pvm_profile__summary(&pvm, VM_AUTO, &r, NULL, 0), n);
 }
 END_TEST
 
