@@ -196,8 +196,14 @@ prev_id=\$(sed -n 's/.* boot_id=\([0-9a-f-]*\).*/\1/p' "\$f" 2>/dev/null)
 n=\$((\${prev:-0} + 1))
 id=\$(cat /proc/sys/kernel/random/boot_id)
 mkdir -p /var/lib/krg-image
-echo "boots=\$n boot_id=\$id" >"\$f.new" && sync "\$f.new" && mv "\$f.new" "\$f" && sync -f "\$f" &&
-	written=ok || written=failed
+# A failure says which step failed and how the root is mounted (a root left
+# read-only, or remounted so by an ext4 error, is the likely cause).
+if err=\$( { echo "boots=\$n boot_id=\$id" >"\$f.new" && sync "\$f.new" &&
+	mv "\$f.new" "\$f" && sync -f "\$f"; } 2>&1); then
+	written=ok
+else
+	written="failed: \$(echo "\$err" | tr '\n' ' ')(root mounted \$(findmnt -no OPTIONS / 2>&1))"
+fi
 {
 	if [ -n "\$prev" ]; then
 		echo "krg-image: disk-file found: boots=\$prev from boot_id=\$prev_id"
