@@ -10,7 +10,8 @@
 # of both regions and 256 random reads, 8 requests in flight, every sector
 # checked by the guest.  Both VMMs open the image the same way: cache=
 # BENCH_BLK_CACHE (writeback: buffered, flushes reach the disk; krg-vmm's
-# default), krg-vmm with its default engine (io_uring) or aio=BENCH_KRG_AIO,
+# default), krg-vmm with its default engine for that cache mode (a thread
+# pool for writeback, io_uring for none) or aio=BENCH_KRG_AIO,
 # QEMU with aio=BENCH_QEMU_AIO (io_uring).
 # Medians over rounds of each pass's KiB/s and requests/s
 # ("blk: pass ..." lines).  Prints a table and appends it to
