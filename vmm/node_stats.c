@@ -116,14 +116,18 @@ size_t node_stats__format(const struct node_stats *s, const char *addr,
 					(unsigned long long)s->top_vectors[i].count);
 		n = add(buf, size, n, "\n");
 	}
+	/* "again while requested": a thread faulted on a page already on its
+	 * way (another thread, or the same one woken early by a signal). */
 	n = add(buf, size, n, "  dsm: faults read %llu write %llu (local %llu, "
-		"write-protect %llu), invalidations %llu (shadow page tables "
+		"write-protect %llu, again while requested %llu), "
+		"invalidations %llu (shadow page tables "
 		"dropped %llu times), pages sent %llu received %llu, bytes "
 		"sent %llu received %llu\n",
 		(unsigned long long)d->read_faults,
 		(unsigned long long)d->write_faults,
 		(unsigned long long)d->core.local_faults,
 		(unsigned long long)d->wp_faults,
+		(unsigned long long)d->core.coalesced_faults,
 		(unsigned long long)d->invalidations,
 		(unsigned long long)d->translation_drops,
 		(unsigned long long)d->pages_sent,
