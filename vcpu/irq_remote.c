@@ -3,67 +3,19 @@
  * ir->lock may be held when the router's leaf lock is taken; nothing here
  * sends or calls a hook with ir->lock held. */
 #include "vcpu/irq_remote.h"
+#include "vcpu/irq_remote_priv.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "vmm/errf.h"
 #include "vmm/vtimer.h"
 
-#define DELIVER_STACK_VCPUS 512
-
-struct vstate {
-	/* Local vCPUs: */
-	struct apic_addr latest;  /* last reported by the LAPIC */
-	bool have_latest;
-	bool pending;             /* latest not sent yet */
-	atomic_bool dirty;        /* flush has something to do */
-	uint32_t seq;             /* seq of latest */
-	uint32_t sent_seq;        /* highest seq handed to send */
-	uint32_t *acked;          /* per node: highest seq acked */
-	/* Remote vCPUs: */
-	uint32_t seen_seq;        /* 0: address never received */
-};
-
-struct irq_remote {
-	struct irq_router *router;
-	unsigned self, nr_nodes, ioapic_node;
-	int nr_vcpus;
-	/* Where each vCPU runs, and ran before its last move; written under
-	 * lock by irq_remote__set_node, read without it (atomically). */
-	uint8_t *node;
-	uint8_t *prev_node;
-	struct irq_remote_ops ops;
-	pthread_mutex_t lock;      /* vstate */
-	pthread_cond_t cond;       /* an ack or a first address arrived */
-	pthread_mutex_t flush_lock; /* keeps one vCPU's updates in seq order */
-	bool aborted;               /* VM stopping: waits end (under lock) */
-	struct vstate *v;
-	struct {
-		atomic_uint_fast64_t deliver_out, deliver_in, addr_out, addr_in,
-			acks_in, eoi_out, eoi_in, rejected, send_failed,
-			extint_dropped, redirected;
-	} st;
-};
-
-static void fail_msg(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void fail_msg(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int count_bits(const uint8_t *b, size_t n)
 {
@@ -76,14 +28,15 @@ static int count_bits(const uint8_t *b, size_t n)
 
 /* ---- sending ---- */
 
-static void report(struct irq_remote *ir, unsigned node, const char *what)
+void irq_remote__report(struct irq_remote *ir, unsigned node,
+			const char *what)
 {
 	if (ir->ops.error)
 		ir->ops.error(ir->ops.ctx, node, what);
 }
 
-static int send_to(struct irq_remote *ir, unsigned node, unsigned type,
-		   const void *buf, size_t len)
+int irq_remote__send_to(struct irq_remote *ir, unsigned node, unsigned type,
+			const void *buf, size_t len)
 {
 	char what[96];
 
@@ -92,7 +45,7 @@ static int send_to(struct irq_remote *ir, unsigned node, unsigned type,
 	atomic_fetch_add(&ir->st.send_failed, 1);
 	snprintf(what, sizeof(what), "sending irq message %u to node %u failed",
 		 type, node);
-	report(ir, node, what);
+	irq_remote__report(ir, node, what);
 	return -1;
 }
 
@@ -115,8 +68,8 @@ static int forward(void *ctx, unsigned node, const struct apic_msg *msg,
 		return -1;
 	len = irq_remote__encode_deliver(buf, IRQ_REMOTE_DELIVER_SIZE(nr_vcpus),
 					 msg, targets, nr_vcpus);
-	if (len > 0 && send_to(ir, node, IRQ_REMOTE_T_DELIVER, buf,
-			       (size_t)len) == 0) {
+	if (len > 0 && irq_remote__send_to(ir, node, IRQ_REMOTE_T_DELIVER,
+					   buf, (size_t)len) == 0) {
 		atomic_fetch_add(&ir->st.deliver_out, 1);
 		ret = count_bits(targets, IRQ_TARGETS_BYTES(nr_vcpus));
 	}
@@ -127,21 +80,22 @@ static int forward(void *ctx, unsigned node, const struct apic_msg *msg,
 
 /* ---- setup ---- */
 
-static unsigned node_of(const struct irq_remote *ir, int vcpu)
+unsigned irq_remote__node_of(const struct irq_remote *ir, int vcpu)
 {
 	return __atomic_load_n(&ir->node[vcpu], __ATOMIC_ACQUIRE);
 }
 
-static bool is_local(const struct irq_remote *ir, int vcpu)
+bool irq_remote__is_local(const struct irq_remote *ir, int vcpu)
 {
-	return node_of(ir, vcpu) == ir->self;
+	return irq_remote__node_of(ir, vcpu) == ir->self;
 }
 
 /* Whether sender may speak for vcpu as an interrupt's source: where it
  * runs, or where it ran before its last move. */
-static bool source_ok(const struct irq_remote *ir, int vcpu, unsigned sender)
+bool irq_remote__source_ok(const struct irq_remote *ir, int vcpu,
+			   unsigned sender)
 {
-	return node_of(ir, vcpu) == sender ||
+	return irq_remote__node_of(ir, vcpu) == sender ||
 	       __atomic_load_n(&ir->prev_node[vcpu], __ATOMIC_ACQUIRE) == sender;
 }
 
@@ -237,7 +191,7 @@ void irq_remote__local_addr(struct irq_remote *ir, int vcpu,
 	struct vstate *v;
 
 	if (!ir || !addr || vcpu < 0 || vcpu >= ir->nr_vcpus ||
-	    !is_local(ir, vcpu))
+	    !irq_remote__is_local(ir, vcpu))
 		return;
 	v = &ir->v[vcpu];
 	/* The PPR changes at every interrupt and EOI: it stays local (the
@@ -291,9 +245,10 @@ static int send_pending(struct irq_remote *ir, int vcpu, uint32_t *sent,
 	for (unsigned n = 0; n < ir->nr_nodes; n++) {
 		if (n == ir->self)
 			continue;
-		if (send_to(ir, n, IRQ_REMOTE_T_ADDR_UPDATE, buf, sizeof(buf))) {
-			fail_msg(err, errlen, "sending vCPU %d's APIC address "
-				 "to node %u failed", vcpu, n);
+		if (irq_remote__send_to(ir, n, IRQ_REMOTE_T_ADDR_UPDATE, buf,
+					sizeof(buf))) {
+			errf(err, errlen, "sending vCPU %d's APIC address "
+			     "to node %u failed", vcpu, n);
 			ret = -EIO;
 		} else {
 			atomic_fetch_add(&ir->st.addr_out, 1);
@@ -309,7 +264,8 @@ int irq_remote__flush(struct irq_remote *ir, int vcpu, unsigned timeout_ms,
 	uint32_t sent;
 	int ret, missing;
 
-	if (!ir || vcpu < 0 || vcpu >= ir->nr_vcpus || !is_local(ir, vcpu))
+	if (!ir || vcpu < 0 || vcpu >= ir->nr_vcpus ||
+	    !irq_remote__is_local(ir, vcpu))
 		return -EINVAL;
 	if (!atomic_load(&ir->v[vcpu].dirty))
 		return 0;
@@ -323,16 +279,16 @@ int irq_remote__flush(struct irq_remote *ir, int vcpu, unsigned timeout_ms,
 	while (timeout_ms && (missing = unacked_node(ir, vcpu, sent)) >= 0) {
 		if (ir->aborted) {
 			pthread_mutex_unlock(&ir->lock);
-			fail_msg(err, errlen, "stopping");
+			errf(err, errlen, "stopping");
 			return -ECANCELED;
 		}
 		if (pthread_cond_timedwait(&ir->cond, &ir->lock, &until) ==
 			    ETIMEDOUT &&
 		    (missing = unacked_node(ir, vcpu, sent)) >= 0) {
 			pthread_mutex_unlock(&ir->lock);
-			fail_msg(err, errlen, "node %d did not acknowledge vCPU "
-				 "%d's APIC address within %u ms", missing,
-				 vcpu, timeout_ms);
+			errf(err, errlen, "node %d did not acknowledge vCPU "
+			     "%d's APIC address within %u ms", missing,
+			     vcpu, timeout_ms);
 			return -ETIMEDOUT;
 		}
 	}
@@ -349,13 +305,13 @@ int irq_remote__announce(struct irq_remote *ir, char *err, size_t errlen)
 	if (!ir)
 		return -EINVAL;
 	for (int i = 0; i < ir->nr_vcpus; i++) {
-		if (!is_local(ir, i))
+		if (!irq_remote__is_local(ir, i))
 			continue;
 		pthread_mutex_lock(&ir->lock);
 		if (!ir->v[i].have_latest) {
 			pthread_mutex_unlock(&ir->lock);
-			fail_msg(err, errlen, "vCPU %d has no APIC address yet",
-				 i);
+			errf(err, errlen, "vCPU %d has no APIC address yet",
+			     i);
 			return -EIO;
 		}
 		/* The same seq again: receivers re-apply it and ack. */
@@ -380,7 +336,7 @@ int irq_remote__wait_known(struct irq_remote *ir, unsigned timeout_ms,
 	for (;;) {
 		missing = -1;
 		for (int i = 0; i < ir->nr_vcpus && missing < 0; i++)
-			if (!is_local(ir, i) && !ir->v[i].seen_seq)
+			if (!irq_remote__is_local(ir, i) && !ir->v[i].seen_seq)
 				missing = i;
 		if (missing < 0 || ir->aborted ||
 		    pthread_cond_timedwait(&ir->cond, &ir->lock, &until) ==
@@ -389,9 +345,10 @@ int irq_remote__wait_known(struct irq_remote *ir, unsigned timeout_ms,
 	}
 	pthread_mutex_unlock(&ir->lock);
 	if (missing >= 0) {
-		fail_msg(err, errlen, "no APIC address for vCPU %d from node "
-			 "%u within %u ms", missing, node_of(ir, missing),
-			 timeout_ms);
+		errf(err, errlen, "no APIC address for vCPU %d from node "
+		     "%u within %u ms", missing,
+		     irq_remote__node_of(ir, missing),
+		     timeout_ms);
 		return -ETIMEDOUT;
 	}
 	return 0;
@@ -419,168 +376,9 @@ void irq_remote__eoi_level(struct irq_remote *ir, int vcpu, uint8_t vector)
 		return;
 	}
 	if (irq_remote__encode_eoi(buf, sizeof(buf), vcpu, vector) > 0 &&
-	    send_to(ir, ir->ioapic_node, IRQ_REMOTE_T_EOI, buf,
-		    sizeof(buf)) == 0)
+	    irq_remote__send_to(ir, ir->ioapic_node, IRQ_REMOTE_T_EOI, buf,
+				sizeof(buf)) == 0)
 		atomic_fetch_add(&ir->st.eoi_out, 1);
-}
-
-/* ---- receiving ---- */
-
-static int on_deliver(struct irq_remote *ir, unsigned sender,
-		      const uint8_t *p, size_t len, char *err, size_t errlen)
-{
-	struct apic_msg msg;
-	const uint8_t *t;
-	int ret = irq_remote__decode_deliver(p, len, ir->nr_vcpus, &msg, &t,
-					     err, errlen);
-
-	if (ret)
-		return ret;
-	if (msg.source >= 0 && !source_ok(ir, msg.source, sender)) {
-		fail_msg(err, errlen, "IRQ_DELIVER from vCPU %d, which runs "
-			 "on node %u", msg.source, node_of(ir, msg.source));
-		return -EPROTO;
-	}
-	for (int i = 0; i < ir->nr_vcpus; i++) {
-		if ((t[i / 8] >> (i % 8) & 1) && !is_local(ir, i) &&
-		    !ir->ops.redirect) {
-			fail_msg(err, errlen, "IRQ_DELIVER to vCPU %d, which "
-				 "runs on node %u", i, node_of(ir, i));
-			return -EPROTO;
-		}
-	}
-	atomic_fetch_add(&ir->st.deliver_in, 1);
-	/* A target that moved away (the sender had not heard yet, or the
-	 * move happened meanwhile) is chased to its new node. */
-	for (int i = 0; i < ir->nr_vcpus; i++) {
-		if (!(t[i / 8] >> (i % 8) & 1) ||
-		    irq_router__deliver_local(ir->router, i, &msg) == 0)
-			continue;
-		if (ir->ops.redirect &&
-		    ir->ops.redirect(ir->ops.ctx, i, &msg) == 0)
-			atomic_fetch_add(&ir->st.redirected, 1);
-	}
-	return 0;
-}
-
-static int on_addr(struct irq_remote *ir, unsigned sender, const uint8_t *p,
-		   size_t len, char *err, size_t errlen)
-{
-	struct apic_addr a;
-	uint8_t ack[IRQ_REMOTE_ACK_SIZE];
-	uint32_t seq;
-	int vcpu, ret = irq_remote__decode_addr(p, len, &vcpu, &seq, &a, err,
-						errlen);
-
-	if (ret)
-		return ret;
-	if (vcpu >= ir->nr_vcpus || node_of(ir, vcpu) != sender) {
-		fail_msg(err, errlen, "IRQ_ADDR_UPDATE for vCPU %d, which "
-			 "does not run on node %u", vcpu, sender);
-		return -EPROTO;
-	}
-	pthread_mutex_lock(&ir->lock);
-	if (seq < ir->v[vcpu].seen_seq) {
-		pthread_mutex_unlock(&ir->lock);
-		fail_msg(err, errlen, "IRQ_ADDR_UPDATE for vCPU %d went back "
-			 "from seq %u to %u", vcpu, ir->v[vcpu].seen_seq, seq);
-		return -EPROTO;
-	}
-	ir->v[vcpu].seen_seq = seq;
-	/* Under ir->lock so that updates and seq move together. */
-	irq_router__update_addr(ir->router, vcpu, &a);
-	pthread_cond_broadcast(&ir->cond);
-	pthread_mutex_unlock(&ir->lock);
-	atomic_fetch_add(&ir->st.addr_in, 1);
-	irq_remote__encode_ack(ack, sizeof(ack), vcpu, seq);
-	send_to(ir, sender, IRQ_REMOTE_T_ADDR_ACK, ack, sizeof(ack));
-	return 0;
-}
-
-static int on_ack(struct irq_remote *ir, unsigned sender, const uint8_t *p,
-		  size_t len, char *err, size_t errlen)
-{
-	uint32_t seq;
-	int vcpu, ret = irq_remote__decode_ack(p, len, &vcpu, &seq, err,
-					       errlen);
-
-	if (ret)
-		return ret;
-	if (vcpu >= ir->nr_vcpus || !is_local(ir, vcpu)) {
-		fail_msg(err, errlen, "IRQ_ADDR_ACK for vCPU %d, which does "
-			 "not run here", vcpu);
-		return -EPROTO;
-	}
-	pthread_mutex_lock(&ir->lock);
-	if (seq > ir->v[vcpu].sent_seq || seq < ir->v[vcpu].acked[sender]) {
-		pthread_mutex_unlock(&ir->lock);
-		fail_msg(err, errlen, "IRQ_ADDR_ACK for vCPU %d seq %u, which "
-			 "was not sent (or was acked before)", vcpu, seq);
-		return -EPROTO;
-	}
-	ir->v[vcpu].acked[sender] = seq;
-	/* Counted before the waiter wakes: its stats then include the ack. */
-	atomic_fetch_add(&ir->st.acks_in, 1);
-	pthread_cond_broadcast(&ir->cond);
-	pthread_mutex_unlock(&ir->lock);
-	return 0;
-}
-
-static int on_eoi(struct irq_remote *ir, unsigned sender, const uint8_t *p,
-		  size_t len, char *err, size_t errlen)
-{
-	uint8_t vector;
-	int vcpu, ret = irq_remote__decode_eoi(p, len, &vcpu, &vector, err,
-					       errlen);
-
-	if (ret)
-		return ret;
-	if (ir->self != ir->ioapic_node || vcpu >= ir->nr_vcpus ||
-	    !source_ok(ir, vcpu, sender)) {
-		fail_msg(err, errlen, "IRQ_EOI from vCPU %d (node %u) to a "
-			 "node without the IOAPIC", vcpu, sender);
-		return -EPROTO;
-	}
-	atomic_fetch_add(&ir->st.eoi_in, 1);
-	if (ir->ops.eoi_level)
-		ir->ops.eoi_level(ir->ops.ctx, vector);
-	return 0;
-}
-
-int irq_remote__handle(struct irq_remote *ir, unsigned sender, unsigned type,
-		       const void *payload, size_t len)
-{
-	char err[160], what[200];
-	int ret;
-
-	if (!ir)
-		return -EINVAL;
-	err[0] = 0;
-	if (sender >= ir->nr_nodes || sender == ir->self) {
-		snprintf(err, sizeof(err), "irq message from node %u", sender);
-		ret = -EPROTO;
-	} else if (!payload && len) {
-		ret = -EINVAL;
-	} else if (type == IRQ_REMOTE_T_DELIVER) {
-		ret = on_deliver(ir, sender, payload, len, err, sizeof(err));
-	} else if (type == IRQ_REMOTE_T_ADDR_UPDATE) {
-		ret = on_addr(ir, sender, payload, len, err, sizeof(err));
-	} else if (type == IRQ_REMOTE_T_ADDR_ACK) {
-		ret = on_ack(ir, sender, payload, len, err, sizeof(err));
-	} else if (type == IRQ_REMOTE_T_EOI) {
-		ret = on_eoi(ir, sender, payload, len, err, sizeof(err));
-	} else {
-		snprintf(err, sizeof(err), "unknown irq message type %u", type);
-		ret = -EPROTO;
-	}
-	if (ret) {
-		atomic_fetch_add(&ir->st.rejected, 1);
-		snprintf(what, sizeof(what), "node %u: %s", sender,
-			 err[0] ? err : "invalid irq message");
-		report(ir, sender < ir->nr_nodes ? sender : ir->self, what);
-		return -EPROTO;
-	}
-	return 0;
 }
 
 void irq_remote__get_stats(struct irq_remote *ir, struct irq_remote_stats *out)
@@ -614,7 +412,7 @@ int irq_remote__set_node(struct irq_remote *ir, int vcpu, unsigned node,
 		return -1;
 	v = &ir->v[vcpu];
 	pthread_mutex_lock(&ir->lock);
-	old = node_of(ir, vcpu);
+	old = irq_remote__node_of(ir, vcpu);
 	if (old == node) {
 		pthread_mutex_unlock(&ir->lock);
 		return 0;
@@ -654,7 +452,7 @@ int irq_remote__vcpu_addr(struct irq_remote *ir, int vcpu, uint32_t *seq,
 	if (!ir || vcpu < 0 || vcpu >= ir->nr_vcpus)
 		return -1;
 	pthread_mutex_lock(&ir->lock);
-	if (is_local(ir, vcpu) && ir->v[vcpu].have_latest &&
+	if (irq_remote__is_local(ir, vcpu) && ir->v[vcpu].have_latest &&
 	    !ir->v[vcpu].pending) {
 		*seq = ir->v[vcpu].seq;
 		*addr = ir->v[vcpu].latest;

@@ -3,26 +3,12 @@
 #include "vcpu/irq_remote.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "vcpu/lapic.h"
 #include "vmm/bytes.h"
-
-static void fail_msg(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void fail_msg(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+#include "vmm/errf.h"
 
 static bool is_flag(uint8_t b)
 {
@@ -73,12 +59,12 @@ int irq_remote__decode_deliver(const uint8_t *buf, size_t len, int nr_vcpus,
 	int bits;
 
 	if (!buf || len < IRQ_REMOTE_DELIVER_HDR) {
-		fail_msg(err, errlen, "IRQ_DELIVER of %zu bytes", len);
+		errf(err, errlen, "IRQ_DELIVER of %zu bytes", len);
 		return -EPROTO;
 	}
 	if (get_le16(buf + 16) != nr_vcpus || len != IRQ_REMOTE_DELIVER_HDR + nbytes) {
-		fail_msg(err, errlen, "IRQ_DELIVER for %u vCPUs, %zu bytes "
-			 "(this VM has %d)", get_le16(buf + 16), len, nr_vcpus);
+		errf(err, errlen, "IRQ_DELIVER for %u vCPUs, %zu bytes "
+		     "(this VM has %d)", get_le16(buf + 16), len, nr_vcpus);
 		return -EPROTO;
 	}
 	source = (int32_t)get_le32(buf + 4);
@@ -87,28 +73,28 @@ int irq_remote__decode_deliver(const uint8_t *buf, size_t len, int nr_vcpus,
 	case APIC_DM_NMI: case APIC_DM_INIT: case APIC_DM_SIPI:
 		break;
 	default:
-		fail_msg(err, errlen, "IRQ_DELIVER with delivery mode %u",
-			 buf[9]);
+		errf(err, errlen, "IRQ_DELIVER with delivery mode %u",
+		     buf[9]);
 		return -EPROTO;
 	}
 	if (!is_flag(buf[10]) || buf[11] > APIC_SH_ALL_EXCL_SELF ||
 	    !is_flag(buf[12]) || !is_flag(buf[13]) || !is_flag(buf[14]) ||
 	    buf[15] || get_le16(buf + 18)) {
-		fail_msg(err, errlen, "IRQ_DELIVER with invalid flag bytes");
+		errf(err, errlen, "IRQ_DELIVER with invalid flag bytes");
 		return -EPROTO;
 	}
 	if (source < -1 || source >= nr_vcpus) {
-		fail_msg(err, errlen, "IRQ_DELIVER from vCPU %d", source);
+		errf(err, errlen, "IRQ_DELIVER from vCPU %d", source);
 		return -EPROTO;
 	}
 	if ((nr_vcpus % 8) && (t[nbytes - 1] >> (nr_vcpus % 8))) {
-		fail_msg(err, errlen, "IRQ_DELIVER to a vCPU beyond %d",
-			 nr_vcpus - 1);
+		errf(err, errlen, "IRQ_DELIVER to a vCPU beyond %d",
+		     nr_vcpus - 1);
 		return -EPROTO;
 	}
 	bits = count_bits(t, nbytes);
 	if (bits == 0 || (buf[9] == APIC_DM_LOWEST && bits != 1)) {
-		fail_msg(err, errlen, "IRQ_DELIVER with %d targets", bits);
+		errf(err, errlen, "IRQ_DELIVER with %d targets", bits);
 		return -EPROTO;
 	}
 	*msg = (struct apic_msg){
@@ -147,16 +133,16 @@ int irq_remote__decode_addr(const uint8_t *buf, size_t len, int *vcpu,
 		      all = APIC_ADDR_HW_ENABLED | APIC_ADDR_SW_ENABLED;
 
 	if (!buf || len != IRQ_REMOTE_ADDR_SIZE) {
-		fail_msg(err, errlen, "IRQ_ADDR_UPDATE of %zu bytes", len);
+		errf(err, errlen, "IRQ_ADDR_UPDATE of %zu bytes", len);
 		return -EPROTO;
 	}
 	if (get_le16(buf + 2) || !get_le32(buf + 4) || !is_flag(buf[16]) ||
 	    !is_flag(buf[17]) ||
 	    (buf[18] != 0 && buf[18] != hw && buf[18] != all) ||
 	    (buf[17] && !(buf[18] & hw))) {
-		fail_msg(err, errlen, "IRQ_ADDR_UPDATE with invalid fields "
-			 "(seq %u, flags %u/%u/%u)", get_le32(buf + 4),
-			 buf[16], buf[17], buf[18]);
+		errf(err, errlen, "IRQ_ADDR_UPDATE with invalid fields "
+		     "(seq %u, flags %u/%u/%u)", get_le32(buf + 4),
+		     buf[16], buf[17], buf[18]);
 		return -EPROTO;
 	}
 	*vcpu = get_le16(buf);
@@ -186,8 +172,8 @@ int irq_remote__decode_ack(const uint8_t *buf, size_t len, int *vcpu,
 {
 	if (!buf || len != IRQ_REMOTE_ACK_SIZE || get_le16(buf + 2) ||
 	    !get_le32(buf + 4)) {
-		fail_msg(err, errlen, "malformed IRQ_ADDR_ACK (%zu bytes)",
-			 len);
+		errf(err, errlen, "malformed IRQ_ADDR_ACK (%zu bytes)",
+		     len);
 		return -EPROTO;
 	}
 	*vcpu = get_le16(buf);
@@ -212,7 +198,7 @@ int irq_remote__decode_eoi(const uint8_t *buf, size_t len, int *vcpu,
 {
 	/* Vectors 0-15 are never accepted by a LAPIC, so never ended. */
 	if (!buf || len != IRQ_REMOTE_EOI_SIZE || buf[3] || buf[2] < 16) {
-		fail_msg(err, errlen, "malformed IRQ_EOI (%zu bytes)", len);
+		errf(err, errlen, "malformed IRQ_EOI (%zu bytes)", len);
 		return -EPROTO;
 	}
 	*vcpu = get_le16(buf);
