@@ -219,9 +219,9 @@ void vcpu__kick(struct vcpu *v)
 	pthread_cond_signal(&v->wait_cond);
 	pthread_mutex_unlock(&v->wait_lock);
 	/* Only a vCPU on its way into, or in, the guest needs the signal.
-	 * The signal is blocked outside KVM_RUN and unblocked inside it (see
-	 * KVM_SET_SIGNAL_MASK below), so it either interrupts the guest or
-	 * stays pending and makes the next KVM_RUN return at once.  With
+	 * The signal is blocked outside KVM_RUN and unblocked inside it
+	 * (KVM_SET_SIGNAL_MASK in vcpu__start), so it either interrupts the
+	 * guest or stays pending and makes the next KVM_RUN return at once.  With
 	 * kicked stored before in_guest is read here, and in_guest stored
 	 * before kicked is read in the loop, one side always sees the other:
 	 * no kick is lost. */
