@@ -176,10 +176,14 @@ size_t node_stats__format(const struct node_stats *s, const char *addr,
 		(unsigned long long)s->io.timeouts);
 	if (s->blk.requests || s->blk.queues || s->blk.handoffs)
 		n = add(buf, size, n, "  virtio-blk: requests served here %llu"
-			" (doorbells here %llu, kicks from node 0 %llu), "
+			" (writes %llu, flushes %llu, failed %llu; "
+			"doorbells here %llu, kicks from node 0 %llu), "
 			"queues served here %llu, handed to other nodes %llu, "
 			"kept for lack of access %llu, flushes sent %llu\n",
 			(unsigned long long)s->blk.requests,
+			(unsigned long long)s->blk.writes,
+			(unsigned long long)s->blk.flushes,
+			(unsigned long long)s->blk.failed,
 			(unsigned long long)s->blk.doorbells,
 			(unsigned long long)s->blk.kicks_in,
 			(unsigned long long)s->blk.queues,

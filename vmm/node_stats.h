@@ -12,7 +12,7 @@
 #include "vmm/devices/virtio_blk_mq.h"
 #include "vmm/io_forward.h"
 
-#define NODE_STATS_VERSION 5
+#define NODE_STATS_VERSION 6
 
 #define NODE_STATS_TOP_VECTORS 4
 

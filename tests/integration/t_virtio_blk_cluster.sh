@@ -40,6 +40,11 @@ served_locally() {
 		fail "node 1 served ${served:-0} requests from ${bells:-0} doorbells (expected its queue's ~738)"
 	[[ $(node_blk "$log" 0 "handed to other nodes") -ge 1 ]] ||
 		fail "node 0 handed no queue over"
+	# The guest's writes on cpu 1 went out from node 1, none failed.
+	[[ $(node_blk "$log" 1 "writes") -gt 0 ]] ||
+		fail "node 1 served no write request"
+	[[ $(node_blk "$log" 0 "failed") -eq 0 && $(node_blk "$log" 1 "failed") -eq 0 ]] ||
+		fail "a node answered a request with an error"
 	echo "  node 1 served $served requests itself ($bells doorbells taken locally)"
 }
 

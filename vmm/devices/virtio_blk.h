@@ -114,6 +114,8 @@ struct virtio_blk {
 	 * that the DSM could take away mid-request (virtio_blk_mq.h). */
 	bool bounce_reads;
 	uint64_t served;           /* chains taken (atomic): node stats */
+	uint64_t writes, flushes;  /* of which OUT and FLUSH (atomic) */
+	uint64_t failed;           /* answered other than OK (atomic) */
 };
 
 /* Asks the backend for its geometry and builds the device.  Returns 0, or

@@ -425,6 +425,15 @@ bool blk_mq__doorbell(struct blk_mq *mq, uint64_t gpa, uint8_t *data,
 	return served__doorbell(mq, gpa, data, len, is_write);
 }
 
+static void add_blk_counts(struct blk_mq_stats *out,
+			   const struct virtio_blk *blk)
+{
+	out->requests += __atomic_load_n(&blk->served, __ATOMIC_RELAXED);
+	out->writes += __atomic_load_n(&blk->writes, __ATOMIC_RELAXED);
+	out->flushes += __atomic_load_n(&blk->flushes, __ATOMIC_RELAXED);
+	out->failed += __atomic_load_n(&blk->failed, __ATOMIC_RELAXED);
+}
+
 void blk_mq__stats(struct blk_mq *mq, struct blk_mq_stats *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -432,12 +441,9 @@ void blk_mq__stats(struct blk_mq *mq, struct blk_mq_stats *out)
 		return;
 	for (unsigned i = 0; i < BLK_MQ_MAX_DRIVES; i++) {
 		if (atomic_load(&mq->sd[i].state) == SD_OPEN)
-			out->requests += __atomic_load_n(&mq->sd[i].blk.served,
-							 __ATOMIC_RELAXED);
+			add_blk_counts(out, &mq->sd[i].blk);
 		if (mq->home[i].attached)
-			out->requests += __atomic_load_n(
-				&mq->home[i].env.blk->served,
-				__ATOMIC_RELAXED);
+			add_blk_counts(out, mq->home[i].env.blk);
 	}
 	out->doorbells = atomic_load(&mq->doorbells);
 	out->kicks_in = atomic_load(&mq->kicks_in);

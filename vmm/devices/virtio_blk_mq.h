@@ -194,6 +194,8 @@ struct blk_mq_home_env {
 
 struct blk_mq_stats {
 	uint64_t requests;        /* chains served on this node */
+	uint64_t writes, flushes; /* of which writes and flushes */
+	uint64_t failed;          /* answered with an error status */
 	uint64_t doorbells;       /* kicks taken from local vCPU exits */
 	uint64_t kicks_in;        /* kicks node 0 passed on */
 	uint64_t queues;          /* queues this node serves now */

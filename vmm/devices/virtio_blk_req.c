@@ -107,6 +107,8 @@ static uint8_t *status_byte(const struct virtq_chain *c)
 static void answer(struct virtio_blk *blk, unsigned queue, uint16_t head,
 		   uint32_t used_len, uint8_t *status, uint8_t value)
 {
+	if (value != VIRTIO_BLK_S_OK)
+		__atomic_fetch_add(&blk->failed, 1, __ATOMIC_RELAXED);
 	/* Ordered before the guest can see it by the used->idx release. */
 	__atomic_store_n(status, value, __ATOMIC_RELAXED);
 	virtio_dev__push(&blk->vdev, queue, head, used_len);
@@ -345,9 +347,11 @@ void virtio_blk__handle_chain(struct virtio_blk *blk, unsigned queue,
 		plan_rw(blk, c, false, sector, &p);
 		break;
 	case VIRTIO_BLK_T_OUT:
+		__atomic_fetch_add(&blk->writes, 1, __ATOMIC_RELAXED);
 		plan_rw(blk, c, true, sector, &p);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
+		__atomic_fetch_add(&blk->flushes, 1, __ATOMIC_RELAXED);
 		p.ops[0] = (struct block_req){ .op = BLOCK_OP_FLUSH };
 		p.nr_ops = 1;
 		/* Writes other nodes completed count as "before" too. */
