@@ -91,6 +91,36 @@ else
 	out "resuming at boot $first on the disk of the earlier boots ($overlay)"
 fi
 
+# root_fs_mounts: how often the root ext4 was mounted read-write, from its
+# superblock in the overlay (s_mnt_count at byte 0x34, s_mtime at 0x2c):
+# a boot that never wrote its root leaves both as they were.
+root_start=$(sfdisk -d "$raw" 2>/dev/null | awk -F'start=' '/start=/ { split($2, a, ","); print a[1] + 0; exit }')
+root_fs_mounts() {
+	local sb
+	[[ -n $root_start ]] || { echo "unknown (no partition table read)"; return; }
+	sb=$(mktemp)
+	# The disk's first sectors up to the superblock: qemu-img dd's skip=
+	# has counted into count= in some QEMU versions.
+	if qemu-img dd -f qcow2 -O raw bs=512 count=$((root_start + 4)) \
+		if="$overlay" of="$sb" 2>/dev/null; then
+		python3 - "$sb" "$root_start" <<'PY'
+import struct, sys, time
+b = open(sys.argv[1], 'rb').read()[int(sys.argv[2]) * 512 + 1024:]
+if len(b) < 0x3a or b[0x38:0x3a] != b'\x53\xef':
+    print("unknown (no ext4 superblock)")
+else:
+    mtime, = struct.unpack_from('<I', b, 0x2c)
+    count, = struct.unpack_from('<H', b, 0x34)
+    when = time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(mtime)) if mtime else 'never'
+    print(f"mounted read-write {count} times, last {when}")
+PY
+	else
+		echo "unknown (qemu-img dd failed)"
+	fi
+	rm -f "$sb"
+}
+out "root fs before boot $first: $(root_fs_mounts)"
+
 # boot_once INDEX NODES: one boot of the overlay on NODES local nodes (as
 # many vCPUs unless KRG_IMAGE_SMP says otherwise), with krg.poweroff=1 so
 # the image's report unit powers the guest off once it has reported.  Sets
@@ -146,6 +176,7 @@ boot_once() {
 	out "  $(grep -a '^krg-vmm: kernel drive:' "$log" | head -n 1)"
 	out "  $(grep -a '^krg-vmm: initrd drive:' "$log" | head -n 1)"
 	img_report "$log" | sed 's/^/  /' | tee -a "$summary.tmp"
+	out "  root fs after boot $i: $(root_fs_mounts)"
 	if [[ $outcome != booted ]]; then
 		out "  last console lines:"
 		tr -d '\r' <"$log" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | grep -av '^[[:space:]]*$' |
