@@ -90,8 +90,6 @@ bool irq_remote__is_local(const struct irq_remote *ir, int vcpu)
 	return irq_remote__node_of(ir, vcpu) == ir->self;
 }
 
-/* Whether sender may speak for vcpu as an interrupt's source: where it
- * runs, or where it ran before its last move. */
 bool irq_remote__source_ok(const struct irq_remote *ir, int vcpu,
 			   unsigned sender)
 {
