@@ -3,15 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dsm/dsm_mem.h"
 #include "storage/ext4_image.h"
 #include "vmm/cpu_features.h"
 #include "vmm/errf.h"
-#include "vmm/node_list.h"
-
-/* --save-after is turned into nanosecond deadlines; keep it far from
- * overflow and within what a test could mean. */
-#define SAVE_AFTER_MAX_MS (30ull * 24 * 3600 * 1000)
+#include "vmm/settings_priv.h"
 
 void settings__defaults(struct vm_config *cfg)
 {
@@ -25,45 +20,6 @@ void settings__defaults(struct vm_config *cfg)
 	cfg->nr_nodes = 1;
 	cfg->dsm_hold_us = -1;
 	snprintf(cfg->nodes[0].addr, sizeof(cfg->nodes[0].addr), "local");
-}
-
-int settings__parse_bool(const char *text, bool *out)
-{
-	static const char *const yes[] = { "true", "yes", "on", "1" };
-	static const char *const no[] = { "false", "no", "off", "0" };
-
-	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (!strcmp(text, yes[i])) {
-			*out = true;
-			return 0;
-		}
-		if (!strcmp(text, no[i])) {
-			*out = false;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-/* Plain decimal only: no sign, no spaces, no hex, overflow rejected. */
-static int parse_u64(const char *p, size_t len, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (!len)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		unsigned d;
-
-		if (p[i] < '0' || p[i] > '9')
-			return -1;
-		d = (unsigned)(p[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
 }
 
 /* Splits "a,b=c,..." style values: returns the length of the first item. */
@@ -98,7 +54,7 @@ static int set_memory(struct vm_config *cfg, const char *v, const char *base,
 		case 'T': case 't': mul = 1024 * 1024; digits--; break;
 		}
 	}
-	if (parse_u64(p, digits, &n)) {
+	if (settings__u64(p, digits, &n)) {
 		errf(err, errlen, "invalid memory size '%s' (MiB, or "
 		     "a number with suffix M, G or T)", v);
 		return -1;
@@ -135,7 +91,7 @@ static int set_smp(struct vm_config *cfg, const char *v, const char *base,
 		p += 5;
 		len -= 5;
 	}
-	if (parse_u64(p, len, &n)) {
+	if (settings__u64(p, len, &n)) {
 		errf(err, errlen, "invalid vCPU count '%s' (expected "
 		     "a number from 1 to %d)", v, VM_MAX_VCPUS);
 		return -1;
@@ -154,104 +110,12 @@ static int set_smp(struct vm_config *cfg, const char *v, const char *base,
 	return 0;
 }
 
-/* Writes base/rel (or rel alone if absolute or base is NULL/empty). */
-static int join_path(char *out, size_t size, const char *base,
-		     const char *rel, size_t rel_len)
-{
-	int n;
-
-	if (!base || !*base || rel[0] == '/')
-		n = snprintf(out, size, "%.*s", (int)rel_len, rel);
-	else
-		n = snprintf(out, size, "%s%s%.*s", base,
-			     base[strlen(base) - 1] == '/' ? "" : "/",
-			     (int)rel_len, rel);
-	return n < 0 || (size_t)n >= size ? -1 : 0;
-}
-
-static int set_path(char *dst, const char *what, const char *v,
-		    const char *base, char *err, size_t errlen)
-{
-	char tmp[VM_PATH_MAX];
-
-	if (!*v) {
-		errf(err, errlen, "%s path is empty", what);
-		return -1;
-	}
-	if (strlen(v) > VM_PATH_MAX - 1 ||
-	    join_path(tmp, sizeof(tmp), base, v, strlen(v))) {
-		errf(err, errlen, "%s path is too long (limit %d "
-		     "bytes)", what, VM_PATH_MAX - 1);
-		return -1;
-	}
-	memcpy(dst, tmp, strlen(tmp) + 1);
-	return 0;
-}
-
 static int set_kernel(struct vm_config *cfg, const char *v, const char *base,
 		      char *err, size_t errlen)
 {
 	/* drive:/PATH names a file inside a -drive, not a host path. */
-	return set_path(cfg->kernel, "kernel", v,
+	return settings__path(cfg->kernel, "kernel", v,
 			ext4_image__is_spec(v) ? NULL : base, err, errlen);
-}
-
-static int set_save_to(struct vm_config *cfg, const char *v, const char *base,
-		       char *err, size_t errlen)
-{
-	return set_path(cfg->state_out, "save-to", v, base, err, errlen);
-}
-
-static int set_restore(struct vm_config *cfg, const char *v, const char *base,
-		       char *err, size_t errlen)
-{
-	return set_path(cfg->state_in, "restore", v, base, err, errlen);
-}
-
-static int set_stats(struct vm_config *cfg, const char *v, const char *base,
-		     char *err, size_t errlen)
-{
-	if (settings__parse_bool(v, &cfg->print_stats) < 0) {
-		errf(err, errlen, "invalid stats value '%s'", v);
-		return -1;
-	}
-	return 0;
-}
-
-static int set_dsm_hold(struct vm_config *cfg, const char *v,
-			const char *base, char *err, size_t errlen)
-{
-	uint64_t us;
-
-	(void)base;
-	if (parse_u64(v, strlen(v), &us) || us > DSM_MEM_MAX_HOLD_US) {
-		errf(err, errlen, "invalid dsm-hold-us '%s' (expected 0 to %u "
-		     "microseconds)", v, DSM_MEM_MAX_HOLD_US);
-		return -1;
-	}
-	cfg->dsm_hold_us = (int32_t)us;
-	return 0;
-}
-
-static int set_numa(struct vm_config *cfg, const char *v, const char *base,
-		    char *err, size_t errlen)
-{
-	if (!strcmp(v, "nodes"))
-		cfg->numa_flat = false;
-	else if (!strcmp(v, "flat"))
-		cfg->numa_flat = true;
-	else {
-		errf(err, errlen, "invalid numa '%s' (expected nodes or flat)",
-		     v);
-		return -1;
-	}
-	return 0;
-}
-
-static int set_cluster_key(struct vm_config *cfg, const char *v,
-			   const char *base, char *err, size_t errlen)
-{
-	return set_path(cfg->cluster_key, "cluster-key", v, base, err, errlen);
 }
 
 /* "FILE" or, for multiboot, "mod1 args,mod2" with ",," for a literal comma:
@@ -277,7 +141,7 @@ static int set_initrd(struct vm_config *cfg, const char *v, const char *base,
 				     "has an empty module name", v);
 				return -1;
 			}
-			if (join_path(out + o, sizeof(out) - o,
+			if (settings__join_path(out + o, sizeof(out) - o,
 				      ext4_image__is_spec(v + i) ? NULL : base,
 				      v + i, n))
 				goto too_long;
@@ -367,12 +231,12 @@ static int set_serial(struct vm_config *cfg, const char *v, const char *base,
 static int set_bios(struct vm_config *cfg, const char *v, const char *base,
 		    char *err, size_t errlen)
 {
-	return set_path(cfg->bios, "bios", v, base, err, errlen);
+	return settings__path(cfg->bios, "bios", v, base, err, errlen);
 }
 
 /* The firmware's debug log (port 0x402): stderr, or not shown. */
-static int set_debugcon(struct vm_config *cfg, const char *v,
-			const char *base, char *err, size_t errlen)
+static int set_debugcon(struct vm_config *cfg, const char *v, const char *base,
+			char *err, size_t errlen)
 {
 	if (!strcmp(v, "stderr"))
 		cfg->debugcon_off = false;
@@ -397,73 +261,32 @@ static int set_display(struct vm_config *cfg, const char *v, const char *base,
 	return 0;
 }
 
-static int bool_value(const char *what, const char *v, bool *out, char *err,
-		      size_t errlen)
+static int set_nographic(struct vm_config *cfg, const char *v, const char *base,
+			 char *err, size_t errlen)
 {
-	if (settings__parse_bool(v, out)) {
-		errf(err, errlen, "invalid value '%s' for %s (expected "
-		     "true or false)", v, what);
-		return -1;
-	}
-	return 0;
+	return settings__bool_value("nographic", v, &cfg->nographic, err,
+				    errlen);
 }
 
-static int auto_switch_value(const char *what, const char *v,
-			     enum vm_auto_switch *out, char *err, size_t errlen)
+static int set_debug_io(struct vm_config *cfg, const char *v, const char *base,
+			char *err, size_t errlen)
 {
-	if (!strcmp(v, "auto"))
-		*out = VM_AUTO;
-	else if (!strcmp(v, "on"))
-		*out = VM_ON;
-	else if (!strcmp(v, "off"))
-		*out = VM_OFF;
-	else {
-		errf(err, errlen, "invalid %s '%s' (expected auto, on or off)",
-		     what, v);
-		return -1;
-	}
-	return 0;
+	return settings__bool_value("debug-io", v, &cfg->debug_io, err, errlen);
 }
 
-static int set_nographic(struct vm_config *cfg, const char *v,
-			 const char *base, char *err, size_t errlen)
-{
-	return bool_value("nographic", v, &cfg->nographic, err, errlen);
-}
-
-static int set_dsm_track_writes(struct vm_config *cfg, const char *v,
-				const char *base, char *err, size_t errlen)
-{
-	return bool_value("dsm-track-writes", v, &cfg->dsm_track_writes, err,
-			  errlen);
-}
-
-static int set_dsm_shadow_flush(struct vm_config *cfg, const char *v,
-				const char *base, char *err, size_t errlen)
-{
-	return auto_switch_value("dsm-shadow-flush", v, &cfg->dsm_shadow_flush,
-				 err, errlen);
-}
-
-static int set_debug_io(struct vm_config *cfg, const char *v,
-			const char *base, char *err, size_t errlen)
-{
-	return bool_value("debug-io", v, &cfg->debug_io, err, errlen);
-}
-
-static int set_no_reboot(struct vm_config *cfg, const char *v,
-			 const char *base, char *err, size_t errlen)
+static int set_no_reboot(struct vm_config *cfg, const char *v, const char *base,
+			 char *err, size_t errlen)
 {
 	bool b;
 
-	if (bool_value("no-reboot", v, &b, err, errlen))
+	if (settings__bool_value("no-reboot", v, &b, err, errlen))
 		return -1;
 	cfg->on_reset = b ? VM_RESET_EXIT : VM_RESET_REBOOT;
 	return 0;
 }
 
-static int set_on_reset(struct vm_config *cfg, const char *v,
-			const char *base, char *err, size_t errlen)
+static int set_on_reset(struct vm_config *cfg, const char *v, const char *base,
+			char *err, size_t errlen)
 {
 	if (!strcmp(v, "reboot"))
 		cfg->on_reset = VM_RESET_REBOOT;
@@ -474,54 +297,6 @@ static int set_on_reset(struct vm_config *cfg, const char *v,
 		     "(expected reboot or exit)", v);
 		return -1;
 	}
-	return 0;
-}
-
-static int set_pvm_profile(struct vm_config *cfg, const char *v,
-			   const char *base, char *err, size_t errlen)
-{
-	return auto_switch_value("pvm-profile", v, &cfg->pvm_profile, err,
-				 errlen);
-}
-
-static int set_nodes(struct vm_config *cfg, const char *v, const char *base,
-		     char *err, size_t errlen)
-{
-	if (node_list__parse(v, cfg->nodes, &cfg->nr_nodes, err, errlen))
-		return -1;
-	cfg->local_nodes = 0;
-	return 0;
-}
-
-static int set_local_nodes(struct vm_config *cfg, const char *v,
-			   const char *base, char *err, size_t errlen)
-{
-	uint64_t n;
-
-	if (parse_u64(v, strlen(v), &n) || n < 1 || n > VM_MAX_NODES) {
-		errf(err, errlen, "invalid local node count '%s' "
-		     "(expected a number from 1 to %d)", v, VM_MAX_NODES);
-		return -1;
-	}
-	cfg->local_nodes = (unsigned)n;
-	cfg->nr_nodes = 1;
-	memset(cfg->nodes, 0, sizeof(cfg->nodes));
-	snprintf(cfg->nodes[0].addr, sizeof(cfg->nodes[0].addr), "local");
-	return 0;
-}
-
-static int set_save_after(struct vm_config *cfg, const char *v,
-			  const char *base, char *err, size_t errlen)
-{
-	uint64_t n;
-
-	if (parse_u64(v, strlen(v), &n) || n < 1 || n > SAVE_AFTER_MAX_MS) {
-		errf(err, errlen, "invalid save-after delay '%s' "
-		     "(expected milliseconds from 1 to %llu)", v,
-		     SAVE_AFTER_MAX_MS);
-		return -1;
-	}
-	cfg->pause_after_ms = n;
 	return 0;
 }
 
@@ -549,7 +324,7 @@ static int set_drive(struct vm_config *cfg, const char *v, const char *base,
 	    *base) {
 		char tmp[DRIVE_FILE_MAX];
 
-		if (join_path(tmp, sizeof(tmp), base, d->file,
+		if (settings__join_path(tmp, sizeof(tmp), base, d->file,
 			      strlen(d->file))) {
 			errf(err, errlen, "-drive %u: file path is too long",
 			     cfg->nr_drives);
@@ -602,20 +377,25 @@ static const struct setting table[] = {
 	{ "nic", "nic", "OPTIONS", set_nic, SETTING_REPEAT, NULL },
 	{ "netdev", "netdev", "OPTIONS", set_netdev, SETTING_REPEAT, NULL },
 	{ "device", "device", "DRIVER", set_device, SETTING_REPEAT, NULL },
-	{ "nodes", "nodes", "LIST", set_nodes, 0, "local-nodes" },
-	{ "local-nodes", "local-nodes", "N", set_local_nodes, 0, "nodes" },
-	{ "cluster-key", "cluster-key", "FILE", set_cluster_key, 0, NULL },
-	{ "stats", "stats", NULL, set_stats, SETTING_FLAG, NULL },
-	{ "numa", "numa", "MODE", set_numa, 0, NULL },
-	{ "dsm-hold-us", "dsm-hold-us", "US", set_dsm_hold, 0, NULL },
-	{ "dsm-track-writes", "dsm-track-writes", NULL, set_dsm_track_writes,
-	  SETTING_FLAG, NULL },
-	{ "dsm-shadow-flush", "dsm-shadow-flush", "MODE", set_dsm_shadow_flush,
+	{ "nodes", "nodes", "LIST", settings_cluster__nodes, 0, "local-nodes" },
+	{ "local-nodes", "local-nodes", "N", settings_cluster__local_nodes,
+	  0, "nodes" },
+	{ "cluster-key", "cluster-key", "FILE", settings_cluster__cluster_key,
 	  0, NULL },
-	{ "pvm-profile", "pvm-profile", "MODE", set_pvm_profile, 0, NULL },
-	{ "save-after", "save-after", "MS", set_save_after, 0, NULL },
-	{ "save-to", "save-to", "FILE", set_save_to, 0, NULL },
-	{ "restore", "restore", "FILE", set_restore, 0, NULL },
+	{ "stats", "stats", NULL, settings_cluster__stats, SETTING_FLAG, NULL },
+	{ "numa", "numa", "MODE", settings_cluster__numa, 0, NULL },
+	{ "dsm-hold-us", "dsm-hold-us", "US", settings_cluster__dsm_hold,
+	  0, NULL },
+	{ "dsm-track-writes", "dsm-track-writes", NULL,
+	  settings_cluster__dsm_track_writes, SETTING_FLAG, NULL },
+	{ "dsm-shadow-flush", "dsm-shadow-flush", "MODE",
+	  settings_cluster__dsm_shadow_flush, 0, NULL },
+	{ "pvm-profile", "pvm-profile", "MODE", settings_cluster__pvm_profile,
+	  0, NULL },
+	{ "save-after", "save-after", "MS", settings_cluster__save_after,
+	  0, NULL },
+	{ "save-to", "save-to", "FILE", settings_cluster__save_to, 0, NULL },
+	{ "restore", "restore", "FILE", settings_cluster__restore, 0, NULL },
 };
 
 _Static_assert(sizeof(table) / sizeof(table[0]) <= 64,
