@@ -204,6 +204,10 @@ if err=\$( { echo "boots=\$n boot_id=\$id" >"\$f.new" && sync "\$f.new" &&
 else
 	written="failed: \$(echo "\$err" | tr '\n' ' ')(root mounted \$(findmnt -no OPTIONS / 2>&1))"
 fi
+# What the kernel said about the root's filesystem and disk (its mounts and
+# remounts, I/O errors): below the console's log level with "quiet".
+dmesg 2>/dev/null | grep -iE 'ext4|vda|i/o error|jbd2|blk_update' | tail -n 20 |
+	sed 's/^/krg-image: dmesg: /' >/dev/ttyS0
 {
 	if [ -n "\$prev" ]; then
 		echo "krg-image: disk-file found: boots=\$prev from boot_id=\$prev_id"
