@@ -119,6 +119,21 @@ masked=(
 	modprobe@dm_mod.service modprobe@loop.service
 	proc-sys-fs-binfmt_misc.automount
 )
+# Generators for setups the image does not have (encrypted, verity or
+# integrity volumes, GPT auto-discovery, hibernation, SysV scripts,
+# rc.local, offline updates, systemd.run=).  systemd runs all generators in
+# parallel and kills the ones still running after a fixed 90 s (compiled in,
+# no setting moves it); under PVM on 2 nodes a dozen parallel execs outlast
+# that, and a killed systemd-fstab-generator never pulls in
+# systemd-remount-fs.service: the root then stays read-only without any
+# unit failing.  Kept: fstab, getty, debug.
+masked_generators=(
+	systemd-cryptsetup-generator systemd-gpt-auto-generator
+	systemd-hibernate-resume-generator systemd-integritysetup-generator
+	systemd-veritysetup-generator systemd-rc-local-generator
+	systemd-run-generator systemd-system-update-generator
+	systemd-sysv-generator
+)
 # Drivers a krg-vmm VM has no use for (QEMU's PC hardware, KVM in the
 # guest, Wi-Fi that systemd-networkd's nl80211 query would load, the
 # SSE4.2 crc32c the PVM switches hide), and what PID 1 loads for automount
@@ -208,6 +223,13 @@ fi
 # remounts, I/O errors): below the console's log level with "quiet".
 dmesg 2>/dev/null | grep -iE 'ext4|vda|i/o error|jbd2|blk_update' | tail -n 20 |
 	sed 's/^/krg-image: dmesg: /' >/dev/ttyS0
+# The unit that makes the root writable: how it ended and what it said.
+if [ "\$written" != ok ]; then
+	{
+		systemctl show -p ActiveState,Result,ExecMainStatus,ExecMainStartTimestamp systemd-remount-fs.service
+		journalctl -b -u systemd-remount-fs.service -o cat --no-pager
+	} 2>&1 | tail -n 12 | sed 's/^/krg-image: remount-fs: /' >/dev/ttyS0
+fi
 {
 	if [ -n "\$prev" ]; then
 		echo "krg-image: disk-file found: boots=\$prev from boot_id=\$prev_id"
@@ -234,6 +256,15 @@ chroot "\$r" systemctl enable krg-report.service >/dev/null 2>&1
 for u in ${masked[*]}; do
 	ln -sf /dev/null "\$r/etc/systemd/system/\$u"
 done
+mkdir -p "\$r/etc/systemd/system-generators" "\$r/etc/systemd/system/local-fs.target.wants"
+for g in ${masked_generators[*]}; do
+	ln -sf /dev/null "\$r/etc/systemd/system-generators/\$g"
+done
+# What systemd-fstab-generator would add for the root in /etc/fstab, made
+# static so that a generator killed on its timeout cannot leave the root
+# read-only (see masked_generators).
+ln -sf /lib/systemd/system/systemd-remount-fs.service \
+	"\$r/etc/systemd/system/local-fs.target.wants/systemd-remount-fs.service"
 {
 	echo '# krg-vmm test image (tests/image/build-image.sh): see its README.'
 	for m in ${blacklist[*]}; do echo "blacklist \$m"; done
